@@ -1,0 +1,30 @@
+"""keras_sgm: deep metric structured learning for facial expressions, in Keras 3.
+
+Public names:
+
+- `SGMLoss`, `TripletLoss`: metric-learning losses (`keras_sgm.losses`).
+- `CentroidAccuracy`: batch metric (`keras_sgm.metrics`).
+- `SGMModel`: encoder + train step + Gaussian (Bayes) classifier (`keras_sgm.model`).
+- `keras_sgm.data`: class-balanced `tf.data` batches.
+"""
+
+from keras_sgm import data, losses, metrics
+from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss
+from keras_sgm.metrics import CentroidAccuracy, centroid_accuracy
+from keras_sgm.model import SGMModel, StopOnNonFinite
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CentroidAccuracy",
+    "SGMLoss",
+    "SGMModel",
+    "StopOnNonFinite",
+    "TripletLoss",
+    "centroid_accuracy",
+    "data",
+    "losses",
+    "metrics",
+    "sgm_loss",
+    "triplet_loss",
+]

@@ -1,0 +1,5 @@
+"""Data pipelines: class-balanced `tf.data` batches (dataset builders come later)."""
+
+from keras_sgm.data.sampler import ClassBalancedSampler, class_balanced_batches
+
+__all__ = ["ClassBalancedSampler", "class_balanced_batches"]

@@ -1,0 +1,437 @@
+"""Metric-learning losses: the Structured Gaussian Manifold loss and triplet loss.
+
+Each loss is a pure function of `(labels, embeddings)` written in `keras.ops`,
+plus a thin registered `keras.losses.Loss` around it.
+
+Labels follow one convention everywhere in `keras_sgm`:
+
+- **hard labels**: integer class ids of any value, shape `[batch]` or
+  `[batch, 1]` (0..7, or sub-class ids like 40213). No number of classes is
+  needed; the classes are the distinct ids present in the batch. Keras casts
+  labels to float32 before a loss sees them, so ids must satisfy
+  `|id| < 2**24` to stay distinct.
+- **soft labels**: a `[batch, classes]` matrix of non-negative class weights
+  (e.g. FER+ vote distributions). Each row is normalised to sum to one.
+
+Reference:
+    Deep Metric Structured Learning For Facial Expression Recognition,
+    section 3.1 (Eq. 1-4).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+MAX_EXACT_LABEL = 2**24
+"""Label ids must have a magnitude below this to survive Keras' float32 cast."""
+
+
+def _check_embeddings(embeddings):
+    if len(embeddings.shape) != 2:
+        raise ValueError(
+            "Embeddings must have shape [batch, dim]; received shape "
+            f"{tuple(embeddings.shape)}."
+        )
+
+
+def label_structure(labels, embeddings):
+    """Describe a batch's classes as columns of Gaussians.
+
+    The result is independent of how many classes exist: for hard labels the
+    columns are the batch positions, and column `j` stands for the class of
+    sample `j` if `j` is that class's first occurrence (other columns are
+    switched off); for soft labels the columns are the label matrix's classes.
+
+    Args:
+        labels: hard labels `[batch]` / `[batch, 1]` or soft labels
+            `[batch, classes]` (see the module docstring).
+        embeddings: float tensor `[batch, dim]`, only used for shape checks.
+
+    Returns:
+        A tuple `(weights, targets, present)`: `weights[k, j]` is the weight of
+        sample `k` in the mean of column `j`; `targets[i, j]` the label
+        posterior of sample `i` for column `j`; `present[j]` whether column `j`
+        is a class of this batch. All float tensors of the embeddings' dtype.
+    """
+    _check_embeddings(embeddings)
+    dtype = embeddings.dtype
+    labels = ops.convert_to_tensor(labels)
+    if len(labels.shape) == 2 and labels.shape[-1] is None:
+        raise ValueError(
+            "The last dimension of the labels must be known (1 for class ids, "
+            f"C for soft labels); received shape {tuple(labels.shape)}."
+        )
+    hard = len(labels.shape) == 1 or (len(labels.shape) == 2 and labels.shape[-1] == 1)
+    if not hard and len(labels.shape) != 2:
+        raise ValueError(
+            "Labels must be class ids of shape [batch] or [batch, 1], or soft "
+            f"labels of shape [batch, classes]; received shape {tuple(labels.shape)}."
+        )
+    if labels.shape[0] is not None and embeddings.shape[0] is not None:
+        if labels.shape[0] != embeddings.shape[0]:
+            raise ValueError(
+                f"Labels and embeddings disagree on the batch size: labels have "
+                f"shape {tuple(labels.shape)}, embeddings {tuple(embeddings.shape)}."
+            )
+    if hard:
+        ids = ops.reshape(labels, (-1,))
+        same = ops.cast(ops.equal(ops.expand_dims(ids, 1), ops.expand_dims(ids, 0)), dtype)
+        batch = ops.shape(same)[0]
+        earlier = ops.triu(ops.ones((batch, batch), dtype=dtype), k=1)  # [k, j] = k < j
+        present = ops.equal(ops.sum(same * earlier, axis=0), 0.0)
+        targets = same * ops.cast(present, dtype)[None, :]
+        return same, targets, ops.cast(present, dtype)
+    soft = ops.cast(labels, dtype)
+    row_sums = ops.sum(soft, axis=1, keepdims=True)
+    targets = ops.divide_no_nan(soft, row_sums)
+    present = ops.cast(ops.greater(ops.sum(targets, axis=0), 0.0), dtype)
+    return targets, targets, present
+
+
+def class_means(embeddings, weights):
+    """Weighted class means `mu_j = sum_k w_kj x_k / sum_k w_kj`, shape `[columns, dim]`."""
+    totals = ops.sum(weights, axis=0)[:, None]
+    return ops.divide_no_nan(ops.matmul(ops.transpose(weights), embeddings), totals)
+
+
+def squared_distances(a, b):
+    """Squared Euclidean distances `[n, m]` between rows of `a` and rows of `b`.
+
+    Both inputs are shifted by the same point first, so the expansion
+    `|a|^2 - 2 a.b + |b|^2` keeps its precision far from the origin.
+    """
+    origin = ops.stop_gradient(ops.mean(a, axis=0, keepdims=True))
+    a = a - origin
+    b = b - origin
+    sq = (
+        ops.sum(ops.square(a), axis=1)[:, None]
+        - 2.0 * ops.matmul(a, ops.transpose(b))
+        + ops.sum(ops.square(b), axis=1)[None, :]
+    )
+    return ops.maximum(sq, 0.0)
+
+
+def gaussian_log_posterior(embeddings, means, sigma, present=None):
+    """Bayes' rule for isotropic Gaussians with equal priors, in log space.
+
+    `log p(j | x_i) = -|x_i - mu_j|^2 / (2 sigma^2) - logsumexp_j'(...)` over
+    the columns `j` where `present` is true (Eq. 1-3 of the paper).
+
+    Args:
+        embeddings: `[n, dim]`.
+        means: `[columns, dim]`.
+        sigma: positive float, the shared standard deviation.
+        present: optional `[columns]` mask; absent columns get `-inf`.
+
+    Returns:
+        `[n, columns]` log posteriors (finite on present columns).
+    """
+    logits = -squared_distances(embeddings, means) / (2.0 * sigma**2)
+    if present is not None:
+        mask = ops.greater(present, 0.0)[None, :]
+        logits = ops.where(mask, logits, ops.full_like(logits, -np.inf))
+    return logits - ops.logsumexp(logits, axis=1, keepdims=True)
+
+
+def sgm_loss(labels, embeddings, sigma=1.0):
+    """Structured Gaussian Manifold loss, one value per sample.
+
+    Each class present in the batch is a Gaussian `N(mu_c, sigma^2 I)` with
+    `mu_c` the (label-weighted) mean of its embeddings; the posterior of every
+    sample by Bayes' rule is compared with its label posterior:
+    `loss_i = sum_c (p(c | x_i) - t_ic)^2` (Eq. 4). A batch holding one class
+    has loss 0 and gradient 0: it carries no information for this loss.
+
+    Args:
+        labels: hard or soft labels (module docstring).
+        embeddings: `[batch, dim]` float tensor.
+        sigma: positive float, the Gaussians' standard deviation.
+
+    Returns:
+        `[batch]` per-sample losses.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0], [3.0, 3.1]], "float32")
+    >>> float(sgm_loss(np.array([5, 5, 9, 9]), x).numpy().max()) < 1e-3
+    True
+    """
+    embeddings = ops.cast(embeddings, "float32")
+    weights, targets, present = label_structure(labels, embeddings)
+    means = class_means(embeddings, weights)
+    log_post = gaussian_log_posterior(embeddings, means, sigma, present)
+    posterior = ops.exp(log_post) * present[None, :]
+    return ops.sum(ops.square(posterior - targets), axis=1)
+
+
+def _same_class_ids(labels, embeddings):
+    """Hard class ids `[batch]` from hard or soft labels (soft: the argmax)."""
+    labels = ops.convert_to_tensor(labels)
+    _check_embeddings(embeddings)
+    if len(labels.shape) == 1 or (len(labels.shape) == 2 and labels.shape[-1] == 1):
+        return ops.reshape(labels, (-1,))
+    if len(labels.shape) == 2:
+        return ops.cast(ops.argmax(labels, axis=1), embeddings.dtype)
+    raise ValueError(
+        "Labels must be class ids of shape [batch] or [batch, 1], or soft "
+        f"labels of shape [batch, classes]; received shape {tuple(labels.shape)}."
+    )
+
+
+def _safe_sqrt(x):
+    # sqrt has an infinite slope at 0 (a sample against itself): clamp first.
+    return ops.sqrt(ops.maximum(x, 1e-12))
+
+
+def triplet_loss(
+    labels,
+    embeddings,
+    margin=0.2,
+    mining="batch_hard",
+    squared=False,
+    l2_normalize=False,
+):
+    """Triplet loss with in-batch mining, one value per anchor.
+
+    - `"batch_hard"`: for each anchor, its farthest positive and nearest
+      negative: `max(d(a, p*) - d(a, n*) + margin, 0)`.
+    - `"semi_hard"` (FaceNet): for every positive pair `(a, p)`, the nearest
+      negative farther than `p`; when none is farther, the farthest negative.
+      The anchor's value is the mean over its positive pairs.
+
+    Anchors with no positive or no negative in the batch get 0.
+
+    Args:
+        labels: hard or soft labels (soft labels use their argmax).
+        embeddings: `[batch, dim]`.
+        margin: float, the margin between positive and negative distances.
+        mining: `"batch_hard"` or `"semi_hard"`.
+        squared: use squared Euclidean distances instead of Euclidean.
+        l2_normalize: L2-normalise the embeddings first.
+
+    Returns:
+        `[batch]` per-anchor losses.
+
+    Note: semi-hard mining builds a `[batch, batch, batch]` tensor.
+
+    Reference: Schroff et al., FaceNet (2015); Hermans et al., In Defense of
+    the Triplet Loss (2017).
+    """
+    if mining not in ("batch_hard", "semi_hard"):
+        raise ValueError(f"mining must be 'batch_hard' or 'semi_hard'; received {mining!r}.")
+    embeddings = ops.cast(embeddings, "float32")
+    ids = _same_class_ids(labels, embeddings)
+    if l2_normalize:
+        embeddings = ops.normalize(embeddings, axis=1)
+    dist = squared_distances(embeddings, embeddings)
+    if not squared:
+        dist = _safe_sqrt(dist)
+    same = ops.equal(ids[:, None], ids[None, :])
+    batch = ops.shape(dist)[0]
+    not_self = ops.logical_not(ops.eye(batch, dtype="bool"))
+    positive = ops.logical_and(same, not_self)
+    negative = ops.logical_not(same)
+    has_pos = ops.any(positive, axis=1)
+    has_neg = ops.any(negative, axis=1)
+    valid = ops.cast(ops.logical_and(has_pos, has_neg), "float32")
+    inf = ops.full_like(dist, np.inf)
+    if mining == "batch_hard":
+        hardest_pos = ops.max(ops.where(positive, dist, ops.zeros_like(dist)), axis=1)
+        hardest_neg = ops.min(ops.where(negative, dist, inf), axis=1)
+        hardest_neg = ops.where(has_neg, hardest_neg, ops.zeros_like(hardest_neg))
+        return ops.relu(hardest_pos - hardest_neg + margin) * valid
+    # semi-hard: d_ap[a, p] against d_an[a, n], tensor [a, p, n]
+    d_ap = dist[:, :, None]
+    d_an = dist[:, None, :]
+    neg3 = negative[:, None, :]
+    farther = ops.logical_and(neg3, ops.greater(d_an, d_ap))
+    semi = ops.min(ops.where(farther, d_an, ops.full_like(d_an + d_ap, np.inf)), axis=2)
+    farthest_neg = ops.max(ops.where(negative, dist, ops.zeros_like(dist)), axis=1)[:, None]
+    chosen = ops.where(ops.any(farther, axis=2), semi, farthest_neg)
+    pair_loss = ops.relu(dist - chosen + margin) * ops.cast(positive, "float32")
+    n_pos = ops.sum(ops.cast(positive, "float32"), axis=1)
+    return ops.divide_no_nan(ops.sum(pair_loss, axis=1), n_pos) * valid
+
+
+def _check_label_dtype(loss_name, labels):
+    """Reject labels that cannot be class ids or class weights, before Keras casts them."""
+    dtype = getattr(labels, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(labels).dtype
+    try:
+        name = keras.backend.standardize_dtype(dtype)
+    except ValueError:
+        name = str(dtype)
+    if not name.startswith(("int", "uint", "float", "bfloat")):
+        raise ValueError(
+            f"{loss_name} expects integer class ids or a float [batch, classes] "
+            f"label matrix; received labels of dtype {name}."
+        )
+
+
+def _check_concrete(loss_name, labels, embeddings):
+    """Value checks that are only possible outside a traced graph."""
+    concrete = [v for v in (labels, embeddings) if isinstance(v, np.ndarray) or _is_eager(v)]
+    if len(concrete) != 2:
+        return
+    labels = np.asarray(labels)
+    embeddings = np.asarray(embeddings)
+    bad = np.argwhere(~np.isfinite(embeddings.astype("float64")))
+    if bad.size:
+        row = int(bad[0][0])
+        raise ValueError(
+            f"{loss_name}: embeddings hold non-finite values ({int(bad.shape[0])} "
+            f"entries), first at row {row}: {embeddings[row].tolist()[:8]}."
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        row = int(np.argwhere(~np.isfinite(labels))[0][0])
+        raise ValueError(f"{loss_name}: labels hold a non-finite value at row {row}.")
+    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1):
+        ids = labels.reshape(-1)
+        if labels.dtype.kind == "f" and not np.all(ids == np.round(ids)):
+            row = int(np.argwhere(ids != np.round(ids))[0][0])
+            raise ValueError(
+                f"{loss_name}: class ids must be whole numbers; row {row} holds {ids[row]}."
+            )
+        if np.any(np.abs(ids) >= MAX_EXACT_LABEL):
+            row = int(np.argwhere(np.abs(ids) >= MAX_EXACT_LABEL)[0][0])
+            raise ValueError(
+                f"{loss_name}: class id {ids[row]} at row {row} is too large: Keras casts "
+                f"labels to float32, which keeps ids distinct only below {MAX_EXACT_LABEL}."
+            )
+    elif labels.ndim == 2:
+        if np.any(labels < 0):
+            row = int(np.argwhere(labels < 0)[0][0])
+            raise ValueError(f"{loss_name}: soft labels must be >= 0; row {row} is {labels[row]}.")
+        empty = np.flatnonzero(labels.sum(axis=1) <= 0)
+        if empty.size:
+            raise ValueError(
+                f"{loss_name}: soft label row {int(empty[0])} sums to 0; every sample "
+                "needs some weight on a class."
+            )
+
+
+def _is_eager(value):
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(value, tf.Tensor) and tf.executing_eagerly() and hasattr(value, "numpy")
+
+
+class _MetricLoss(keras.losses.Loss):
+    """Shared input checks for the metric-learning losses."""
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        _check_label_dtype(self.__class__.__name__, y_true)
+        _check_concrete(self.__class__.__name__, y_true, y_pred)
+        return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class SGMLoss(_MetricLoss):
+    """Structured Gaussian Manifold loss (SGMLoss).
+
+    Models each class of the batch as a Gaussian `N(mu_c, sigma^2 I)` centred
+    on the mean of its embeddings and penalises the squared error between the
+    Bayes posterior of each embedding and its label posterior. Needs no number
+    of classes: labels are class ids of any value or a soft label matrix.
+
+    Args:
+        sigma: float, default 1.0. Standard deviation shared by the Gaussians;
+            it sets the scale of the embedding space.
+        reduction: Keras loss reduction, default `"sum_over_batch_size"`.
+        name: string, default `"sgm_loss"`.
+        dtype: the dtype of the loss computation, default float32 (kept in
+            float32 under mixed precision).
+
+    Example:
+    >>> import keras, keras_sgm
+    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+    >>> encoder.compile(optimizer="adam", loss=keras_sgm.SGMLoss(sigma=1.0))
+
+    Reference:
+        Deep Metric Structured Learning For Facial Expression Recognition, Eq. 4.
+    """
+
+    def __init__(self, sigma=1.0, reduction="sum_over_batch_size", name="sgm_loss", dtype=None):
+        sigma = float(sigma)
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
+        self.sigma = sigma
+
+    def call(self, y_true, y_pred):
+        return sgm_loss(y_true, y_pred, sigma=self.sigma)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sigma": self.sigma})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class TripletLoss(_MetricLoss):
+    """Triplet loss with batch-hard or semi-hard in-batch mining.
+
+    The paper's metric-learning baseline. Same label conventions as `SGMLoss`
+    (soft labels use their argmax).
+
+    Args:
+        margin: float, default 0.2.
+        mining: `"batch_hard"` (default) or `"semi_hard"`.
+        squared: bool, default False; use squared Euclidean distances.
+        l2_normalize: bool, default False; L2-normalise embeddings first.
+        reduction: Keras loss reduction, default `"sum_over_batch_size"`.
+        name: string, default `"triplet_loss"`.
+        dtype: the dtype of the loss computation, default float32.
+
+    Example:
+    >>> import keras, keras_sgm
+    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+    >>> encoder.compile(optimizer="adam", loss=keras_sgm.TripletLoss(mining="semi_hard"))
+
+    Reference: Schroff et al., FaceNet (2015).
+    """
+
+    def __init__(
+        self,
+        margin=0.2,
+        mining="batch_hard",
+        squared=False,
+        l2_normalize=False,
+        reduction="sum_over_batch_size",
+        name="triplet_loss",
+        dtype=None,
+    ):
+        if mining not in ("batch_hard", "semi_hard"):
+            raise ValueError(f"mining must be 'batch_hard' or 'semi_hard'; received {mining!r}.")
+        if float(margin) < 0:
+            raise ValueError(f"margin must be >= 0; received {margin}.")
+        super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
+        self.margin = float(margin)
+        self.mining = mining
+        self.squared = bool(squared)
+        self.l2_normalize = bool(l2_normalize)
+
+    def call(self, y_true, y_pred):
+        return triplet_loss(
+            y_true,
+            y_pred,
+            margin=self.margin,
+            mining=self.mining,
+            squared=self.squared,
+            l2_normalize=self.l2_normalize,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "margin": self.margin,
+                "mining": self.mining,
+                "squared": self.squared,
+                "l2_normalize": self.l2_normalize,
+            }
+        )
+        return config

@@ -1,0 +1,369 @@
+"""SGMModel: an encoder trained with a metric-learning loss, plus a Gaussian (Bayes) classifier."""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_sgm.losses import SGMLoss, gaussian_log_posterior
+from keras_sgm.metrics import CentroidAccuracy
+
+_GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class SGMModel(keras.Model):
+    """An embedding model trained with `SGMLoss` that can also classify.
+
+    Wraps an encoder (any Keras model mapping images to `[batch, dim]`
+    embeddings). `fit` trains the encoder with the compiled loss (by default
+    `SGMLoss(sigma)`), reporting `loss` and the batch `centroid_accuracy`.
+    After training, `fit_gaussians` stores the class means of the training set
+    as state saved with the model, so that `predict_proba` classifies by
+    Bayes' rule; `predict` returns embeddings.
+
+    Each Gaussian has an id (the label it was fitted on: a class, or a
+    sub-class after DGMS splitting) and the original class it belongs to;
+    `predict_proba` sums the posteriors of a class's Gaussians.
+
+    Args:
+        encoder: a built `keras.Model` whose output is `[batch, dim]`.
+        sigma: float, default 1.0. Standard deviation of the Gaussians, used
+            by the default loss and by `predict_proba`.
+        cross_replica: bool, default False. Under a `tf.distribute` strategy,
+            all-gather embeddings and labels so the loss estimates the
+            Gaussians from the global batch instead of each replica's slice.
+        class_names: optional list of strings, one per original class id
+            (sorted order of ids), used in reports.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+    >>> import keras, numpy as np, keras_sgm
+    >>> encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model = keras_sgm.SGMModel(encoder)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> x = np.random.rand(32, 4).astype("float32"); y = np.arange(32) % 2
+    >>> _ = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    >>> model.fit_gaussians(x, y).predict_proba(x).shape
+    (32, 2)
+
+    Reference:
+        Deep Metric Structured Learning For Facial Expression Recognition.
+    """
+
+    def __init__(self, encoder, sigma=1.0, cross_replica=False, class_names=None, **kwargs):
+        super().__init__(**kwargs)
+        sigma = float(sigma)
+        if not np.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
+        if not isinstance(encoder, keras.Model):
+            raise ValueError(f"encoder must be a keras.Model; received {type(encoder).__name__}.")
+        self.encoder = encoder
+        self.sigma = sigma
+        self.cross_replica = bool(cross_replica)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.centroid_accuracy_tracker = CentroidAccuracy(name="centroid_accuracy")
+        self._set_gaussian_state(
+            np.zeros((0, 0), "float32"), np.zeros((0,), "int64"), np.zeros((0,), "int64")
+        )
+
+    # ----------------------------------------------------------------- training
+    def call(self, inputs, training=None):
+        return self.encoder(inputs, training=training)
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Compile; `loss` defaults to `SGMLoss(sigma=self.sigma)`."""
+        if loss is None:
+            loss = SGMLoss(sigma=self.sigma)
+        elif isinstance(loss, SGMLoss) and loss.sigma != self.sigma:
+            warnings.warn(
+                f"SGMLoss(sigma={loss.sigma}) differs from SGMModel(sigma={self.sigma}); "
+                "predict_proba uses the model's sigma.",
+                stacklevel=2,
+            )
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _gather(self, *values):
+        """All-gather per-replica tensors along the batch axis (cross_replica)."""
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        if not self.cross_replica or context is None or context.num_replicas_in_sync == 1:
+            return values
+        return tuple(None if v is None else context.all_gather(v, axis=0) for v in values)
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            embeddings = self(x, training=True)
+            g_embeddings, g_y, g_weight = self._gather(embeddings, y, sample_weight)
+            loss = self.compute_loss(
+                x=x, y=g_y, y_pred=g_embeddings, sample_weight=g_weight, training=True
+            )
+            scaled = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        finite = ops.logical_and(
+            ops.all(ops.isfinite(loss)),
+            ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients if g is not None])),
+        )
+        # A non-finite batch never reaches the weights: its gradients are
+        # zeroed, its loss is reported as NaN, and `fit` stops with an error.
+        gradients = [
+            None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in gradients
+        ]
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        reported = ops.where(finite, loss, ops.full_like(loss, np.nan))
+        return self._update_metrics(reported, g_y, g_embeddings, x)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        embeddings = self(x, training=False)
+        g_embeddings, g_y, g_weight = self._gather(embeddings, y, sample_weight)
+        loss = self.compute_loss(
+            x=x, y=g_y, y_pred=g_embeddings, sample_weight=g_weight, training=False
+        )
+        return self._update_metrics(loss, g_y, g_embeddings, x)
+
+    def _update_metrics(self, loss, y, embeddings, x):
+        import tensorflow as tf
+
+        self._loss_tracker.update_state(
+            _unscale_for_distribution(loss),
+            sample_weight=tf.shape(keras.tree.flatten(x)[0])[0],
+        )
+        self.centroid_accuracy_tracker.update_state(y, embeddings)
+        return self.compute_metrics(x, y, embeddings)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
+        """`keras.Model.fit`, which also stops with a `ValueError` on a non-finite batch."""
+        import tensorflow as tf
+
+        if isinstance(x, tf.data.Dataset):
+            kw.setdefault("shuffle", False)  # a dataset orders itself; spare Keras' warning
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
+            callbacks.append(StopOnNonFinite())
+        return super().fit(
+            x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kw
+        )
+
+    # ------------------------------------------------------ Gaussian classifier
+    @property
+    def gaussian_means(self):
+        """`[gaussians, dim]` float32 means fitted by `fit_gaussians`."""
+        return self._gaussian_means
+
+    @property
+    def gaussian_ids(self):
+        """`[gaussians]` label id of each Gaussian (class or sub-class id)."""
+        return self._gaussian_ids
+
+    @property
+    def gaussian_classes(self):
+        """`[gaussians]` original class id of each Gaussian."""
+        return self._gaussian_classes
+
+    @property
+    def classes_(self):
+        """Sorted original class ids: the columns of `predict_proba`."""
+        return np.unique(self._gaussian_classes)
+
+    def _set_gaussian_state(self, means, ids, classes):
+        means = np.asarray(means, "float32")
+        ids = np.asarray(ids, "int64").reshape(-1)
+        classes = np.asarray(classes, "int64").reshape(-1)
+        if means.ndim != 2 or means.shape[0] != ids.shape[0] or ids.shape != classes.shape:
+            raise ValueError(
+                "Gaussian state must be means [G, dim], ids [G] and classes [G]; received "
+                f"shapes {means.shape}, {ids.shape}, {classes.shape}."
+            )
+        if means.size and not np.all(np.isfinite(means)):
+            row = int(np.argwhere(~np.isfinite(means))[0][0])
+            raise ValueError(f"Gaussian mean {row} (id {ids[row]}) is not finite.")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"Gaussian ids must be distinct; received {ids.tolist()}.")
+        self._gaussian_means, self._gaussian_ids, self._gaussian_classes = means, ids, classes
+
+    def set_gaussians(self, means, ids, classes=None):
+        """Set the Gaussians directly (e.g. sub-class means found by DGMS).
+
+        Args:
+            means: `[G, dim]` array of means.
+            ids: `[G]` integer label id of each Gaussian.
+            classes: optional `[G]` original class of each Gaussian; defaults
+                to `ids`.
+
+        Returns:
+            The model, for chaining.
+        """
+        self._set_gaussian_state(means, ids, ids if classes is None else classes)
+        return self
+
+    def fit_gaussians(self, x, y=None, batch_size=256, class_map=None, verbose=0):
+        """Estimate one Gaussian per label from the embeddings of a data set.
+
+        Args:
+            x: inputs (array), or a `tf.data.Dataset` of `(inputs, labels)`.
+            y: integer labels `[n]` when `x` is an array.
+            batch_size: int, default 256; batch size for embedding `x`.
+            class_map: optional dict label id -> original class id (DGMS
+                sub-classes); defaults to the identity.
+            verbose: passed to `predict`.
+
+        Returns:
+            The model, for chaining.
+        """
+        embeddings, labels = self._embed_with_labels(x, y, batch_size, verbose)
+        ids, index = np.unique(labels, return_inverse=True)
+        sums = ops.segment_sum(ops.convert_to_tensor(embeddings), index, num_segments=len(ids))
+        counts = np.bincount(index, minlength=len(ids)).astype("float32")[:, None]
+        means = ops.convert_to_numpy(sums) / counts
+        classes = ids if class_map is None else _map_classes(ids, class_map)
+        return self.set_gaussians(means, ids, classes)
+
+    def _embed_with_labels(self, x, y, batch_size, verbose):
+        if y is None:
+            import tensorflow as tf
+
+            if not isinstance(x, tf.data.Dataset):
+                raise ValueError("fit_gaussians needs labels: pass y, or a dataset of (x, y).")
+            parts = [(self.predict_on_batch(bx), by) for bx, by in x]
+            if not parts:
+                raise ValueError("fit_gaussians received an empty dataset.")
+            embeddings = np.concatenate([np.asarray(p[0]) for p in parts])
+            labels = np.concatenate([np.asarray(p[1]).reshape(-1) for p in parts])
+        else:
+            labels = np.asarray(y).reshape(-1)
+            embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if labels.shape[0] != embeddings.shape[0]:
+            raise ValueError(
+                f"fit_gaussians: {embeddings.shape[0]} inputs but {labels.shape[0]} labels."
+            )
+        if labels.dtype.kind not in "iu":
+            if labels.dtype.kind != "f" or not np.all(labels == np.round(labels)):
+                raise ValueError(
+                    f"fit_gaussians needs integer class ids; received dtype {labels.dtype}."
+                )
+            labels = labels.astype("int64")
+        bad = np.flatnonzero(~np.all(np.isfinite(embeddings), axis=1))
+        if bad.size:
+            raise ValueError(
+                f"fit_gaussians: the embeddings of {bad.size} inputs are not finite "
+                f"(first: input {int(bad[0])}); check those inputs."
+            )
+        return embeddings, labels
+
+    def predict_proba(self, x, batch_size=256, verbose=0):
+        """Class posteriors by Bayes' rule over the fitted Gaussians.
+
+        Args:
+            x: inputs, as for `predict`.
+            batch_size: int, default 256.
+            verbose: passed to `predict`.
+
+        Returns:
+            `[n, classes]` numpy array; columns follow `classes_`.
+        """
+        if len(self._gaussian_ids) == 0:
+            raise ValueError(
+                "This SGMModel has no Gaussians yet: call "
+                "model.fit_gaussians(x_train, y_train) after training."
+            )
+        embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
+        return self.posterior_from_embeddings(embeddings)
+
+    def posterior_from_embeddings(self, embeddings):
+        """`predict_proba` for embeddings already computed, `[n, classes]`."""
+        log_post = gaussian_log_posterior(
+            ops.convert_to_tensor(np.asarray(embeddings, "float32")),
+            ops.convert_to_tensor(self._gaussian_means),
+            self.sigma,
+        )
+        membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
+        return ops.convert_to_numpy(ops.matmul(ops.exp(log_post), membership))
+
+    def predict_classes(self, x, batch_size=256, verbose=0):
+        """The most probable original class id of each input, `[n]`."""
+        return self.classes_[np.argmax(self.predict_proba(x, batch_size, verbose), axis=1)]
+
+    # ----------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "encoder": keras.saving.serialize_keras_object(self.encoder),
+                "sigma": self.sigma,
+                "cross_replica": self.cross_replica,
+                "class_names": self.class_names,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["gaussian_means"] = self._gaussian_means
+        store["gaussian_ids"] = self._gaussian_ids
+        store["gaussian_classes"] = self._gaussian_classes
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if all(k in keys for k in _GAUSSIAN_KEYS):
+            self._set_gaussian_state(*(np.asarray(store[k]) for k in _GAUSSIAN_KEYS))
+        super().load_own_variables({k: store[k] for k in keys if k not in _GAUSSIAN_KEYS})
+
+
+def _unscale_for_distribution(loss):
+    """Undo the 1/replicas scaling that Keras losses apply under tf.distribute."""
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * ops.cast(replicas, loss.dtype) if replicas > 1 else loss
+
+
+def _map_classes(ids, class_map):
+    missing = [int(i) for i in ids if int(i) not in class_map]
+    if missing:
+        raise ValueError(f"class_map has no original class for label ids {missing[:10]}.")
+    return np.array([class_map[int(i)] for i in ids], "int64")
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop training with a `ValueError` at the first batch with a non-finite loss.
+
+    `SGMModel.fit` adds it automatically; `SGMModel.train_step` has already
+    kept that batch's gradients out of the weights, so the model is left as it
+    was before the batch (up to the optimizer's momentum).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def get_config(self):
+        return {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.model.stop_training = True
+            raise ValueError(
+                f"Non-finite loss or gradients at epoch {getattr(self, '_epoch', 0) + 1}, "
+                f"batch {batch + 1}: the inputs (or labels) of that batch probably hold "
+                "NaN/Inf values, or the learning rate is too high. The batch's gradients "
+                "were not applied."
+            )

@@ -1,0 +1,233 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
+
+import keras_sgm
+from keras_sgm.losses import sgm_loss, triplet_loss
+from tests import reference
+
+
+def _batch(seed, n=24, dim=5, ids=(0, 3, 40213), scale=1.0):
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(np.array(ids), size=n)
+    x = (rng.normal(size=(n, dim)) * scale).astype("float32")
+    return labels, x
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])
+def test_sgm_loss_matches_numpy_with_absent_classes(sigma):
+    # ids drawn from a set of 10 classes, so most classes are absent from the batch.
+    labels, x = _batch(0, n=16, ids=tuple(range(0, 100, 10)))
+    expected = reference.sgm_loss(labels, x, sigma)
+    got = sgm_loss(labels, x, sigma).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert len(np.unique(labels)) < 10
+
+
+def test_sgm_loss_soft_labels_match_numpy_and_one_hot_equals_hard():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, 4)).astype("float32")
+    votes = rng.integers(0, 5, size=(12, 8)).astype("float32")
+    votes[:, 6:] = 0.0  # two classes absent everywhere
+    votes[votes.sum(1) == 0, 0] = 1.0
+    np.testing.assert_allclose(
+        sgm_loss(votes, x).numpy(), reference.sgm_loss(votes, x), rtol=1e-4, atol=1e-6
+    )
+    hard = rng.integers(0, 4, size=12)
+    one_hot = np.eye(8, dtype="float32")[hard]
+    np.testing.assert_allclose(sgm_loss(one_hot, x).numpy(), sgm_loss(hard, x).numpy(), atol=1e-6)
+
+
+@given(
+    n=st.integers(2, 20),
+    dim=st.integers(1, 12),
+    n_classes=st.integers(1, 6),
+    sigma=st.floats(0.2, 5.0),
+    seed=st.integers(0, 2**16),
+    offset=st.sampled_from([0, 7, 40213, -5]),
+    column=st.booleans(),
+)
+def test_sgm_loss_property_matches_numpy(n, dim, n_classes, sigma, seed, offset, column):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, n_classes, size=n) * 3 + offset
+    x = rng.normal(size=(n, dim)).astype("float32")
+    given_labels = labels[:, None] if column else labels
+    got = sgm_loss(given_labels, x, sigma).numpy()
+    np.testing.assert_allclose(got, reference.sgm_loss(labels, x, sigma), rtol=1e-3, atol=1e-5)
+    assert got.shape == (n,)
+    assert np.all(got >= 0) and np.all(got <= 2.0 + 1e-6)
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(3, 16))
+def test_sgm_loss_invariant_to_label_values_and_translation(seed, n):
+    labels, x = _batch(seed, n=n, ids=(0, 1, 2))
+    renamed = np.array([40213, -4, 99])[labels]
+    base = sgm_loss(labels, x).numpy()
+    np.testing.assert_allclose(sgm_loss(renamed, x).numpy(), base, atol=1e-6)
+    np.testing.assert_allclose(sgm_loss(labels, x + 1e3).numpy(), base, atol=2e-3)
+
+
+def test_single_class_batch_gives_zero_loss_and_zero_gradient():
+    x = tf.Variable(np.random.default_rng(2).normal(size=(6, 3)).astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(sgm_loss(np.full(6, 4), x))
+    grad = tape.gradient(loss, x)
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(grad.numpy(), 0.0)
+
+
+@pytest.mark.parametrize("scale,sigma", [(1e6, 1e-3), (1e8, 1.0), (1e-8, 1.0), (1.0, 1e4), (30.0, 0.01)])
+def test_loss_and_gradient_finite_on_extreme_scales(scale, sigma):
+    labels, x0 = _batch(3, n=20, ids=(0, 1, 2, 3), scale=scale)
+    x = tf.Variable(x0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(sgm_loss(labels, x, sigma))
+    grad = tape.gradient(loss, x)
+    assert np.isfinite(float(loss))
+    assert np.all(np.isfinite(grad.numpy()))
+    np.testing.assert_allclose(
+        float(loss), reference.sgm_loss(labels, x0, sigma).mean(), rtol=1e-3, atol=1e-4
+    )
+
+
+def test_far_apart_classes_do_not_underflow():
+    # exp(-d^2 / 2) underflows to 0 for every class here; log space must keep it exact.
+    x = np.array([[0, 0], [0, 100], [1000, 0], [1000, 100]], "float32")
+    labels = np.array([0, 0, 1, 1])
+    got = sgm_loss(labels, x).numpy()
+    np.testing.assert_allclose(got, reference.sgm_loss(labels, x), atol=1e-6)
+    assert np.all(np.isfinite(got))
+
+
+def test_sgm_loss_xla_matches_eager_value_and_gradient():
+    labels, x0 = _batch(4, n=30, ids=(2, 5, 8))
+    x = tf.Variable(x0)
+
+    def value_and_grad(lab):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(sgm_loss(lab, x, 0.7))
+        return loss, tape.gradient(loss, x)
+
+    eager = value_and_grad(tf.constant(labels, tf.float32))
+    compiled = tf.function(value_and_grad, jit_compile=True)(tf.constant(labels, tf.float32))
+    np.testing.assert_allclose(compiled[0].numpy(), eager[0].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(compiled[1].numpy(), eager[1].numpy(), rtol=1e-4, atol=1e-7)
+
+
+def test_sgm_gradient_matches_finite_differences():
+    labels, x0 = _batch(5, n=8, dim=3, ids=(0, 1))
+    x0 = x0.astype("float64")
+    x = tf.Variable(x0.astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(sgm_loss(labels, x))
+    grad = tape.gradient(loss, x).numpy()
+    eps = 1e-4
+    for i, j in [(0, 0), (3, 2), (7, 1)]:
+        plus, minus = x0.copy(), x0.copy()
+        plus[i, j] += eps
+        minus[i, j] -= eps
+        numeric = (reference.sgm_loss(labels, plus).sum() - reference.sgm_loss(labels, minus).sum())
+        np.testing.assert_allclose(grad[i, j], numeric / (2 * eps), rtol=2e-2, atol=1e-4)
+
+
+class TestBadInput:
+    def test_label_rank(self):
+        with pytest.raises(ValueError, match=r"shape \(2, 3, 1\)"):
+            keras_sgm.SGMLoss()(np.zeros((2, 3, 1)), np.zeros((2, 4), "float32"))
+
+    def test_batch_mismatch(self):
+        with pytest.raises(ValueError, match="batch size"):
+            keras_sgm.SGMLoss()(np.zeros(3, "int32"), np.zeros((2, 4), "float32"))
+
+    def test_embedding_rank(self):
+        with pytest.raises(ValueError, match=r"\[batch, dim\]"):
+            keras_sgm.SGMLoss()(np.zeros(2, "int32"), np.zeros((2, 4, 1), "float32"))
+
+    def test_string_labels(self):
+        with pytest.raises(ValueError, match="received labels of dtype"):
+            keras_sgm.SGMLoss()(np.array(["a", "b"]), np.zeros((2, 4), "float32"))
+
+    def test_nan_embeddings_named(self):
+        x = np.zeros((4, 2), "float32")
+        x[2, 1] = np.nan
+        with pytest.raises(ValueError, match="row 2"):
+            keras_sgm.SGMLoss()(np.array([0, 0, 1, 1]), x)
+
+    def test_fractional_and_huge_ids(self):
+        with pytest.raises(ValueError, match="row 1 holds 1.5"):
+            keras_sgm.SGMLoss()(np.array([0.0, 1.5]), np.zeros((2, 3), "float32"))
+        with pytest.raises(ValueError, match="too large"):
+            keras_sgm.SGMLoss()(np.array([0, 2**25]), np.zeros((2, 3), "float32"))
+
+    def test_soft_label_rows(self):
+        with pytest.raises(ValueError, match="row 1 sums to 0"):
+            keras_sgm.SGMLoss()(np.array([[1.0, 0.0], [0.0, 0.0]]), np.zeros((2, 3), "float32"))
+        with pytest.raises(ValueError, match=">= 0"):
+            keras_sgm.SGMLoss()(np.array([[1.0, -1.0], [0.0, 1.0]]), np.zeros((2, 3), "float32"))
+
+    def test_bad_constructor_arguments(self):
+        with pytest.raises(ValueError, match="sigma"):
+            keras_sgm.SGMLoss(sigma=0.0)
+        with pytest.raises(ValueError, match="mining"):
+            keras_sgm.TripletLoss(mining="hardest")
+        with pytest.raises(ValueError, match="margin"):
+            keras_sgm.TripletLoss(margin=-1)
+
+
+@pytest.mark.parametrize("mining", ["batch_hard", "semi_hard"])
+@pytest.mark.parametrize("squared", [False, True])
+def test_triplet_loss_matches_numpy(mining, squared):
+    labels, x = _batch(6, n=18, ids=(1, 7, 40213, 5))
+    labels[0] = 99  # an anchor without positives: 0 by convention
+    got = triplet_loss(labels, x, margin=0.5, mining=mining, squared=squared).numpy()
+    expected = reference.triplet_loss(labels, x, 0.5, mining, squared)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert got[0] == 0.0
+    assert np.any(got > 0)
+
+
+def test_triplet_options_soft_labels_and_normalisation():
+    labels, x = _batch(7, n=12, ids=(0, 1, 2))
+    soft = np.eye(3, dtype="float32")[labels] * 0.8 + 0.05
+    np.testing.assert_allclose(triplet_loss(soft, x).numpy(), triplet_loss(labels, x).numpy())
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        triplet_loss(labels, x * 10, l2_normalize=True).numpy(),
+        reference.triplet_loss(labels, unit),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_triplet_gradient_finite_with_duplicate_points():
+    x = tf.Variable(np.zeros((6, 3), "float32"))  # every distance is 0: sqrt's slope is infinite
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(triplet_loss(np.array([0, 0, 1, 1, 2, 2]), x))
+    assert np.all(np.isfinite(tape.gradient(loss, x).numpy()))
+    assert float(loss) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [keras_sgm.SGMLoss(sigma=2.5, name="s"), keras_sgm.TripletLoss(0.3, "semi_hard", True, True)],
+)
+def test_loss_config_round_trip(loss):
+    config = loss.get_config()
+    clone = loss.__class__.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert type(restored) is type(loss) and restored.get_config() == config
+    labels, x = _batch(8, n=10)
+    np.testing.assert_allclose(float(restored(labels, x)), float(loss(labels, x)))
+
+
+def test_centroid_accuracy_matches_numpy():
+    labels, x = _batch(9, n=40, ids=(3, 4, 40213))
+    got = keras_sgm.centroid_accuracy(labels, x).numpy()
+    np.testing.assert_array_equal(got, reference.centroid_accuracy(labels, x))
+    metric = keras_sgm.CentroidAccuracy()
+    metric.update_state(labels, x)
+    assert float(metric.result()) == pytest.approx(reference.centroid_accuracy(labels, x).mean())
