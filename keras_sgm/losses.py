@@ -29,8 +29,7 @@ MAX_EXACT_LABEL = 2**24
 def _check_embeddings(embeddings):
     if len(embeddings.shape) != 2:
         raise ValueError(
-            "Embeddings must have shape [batch, dim]; received shape "
-            f"{tuple(embeddings.shape)}."
+            f"Embeddings must have shape [batch, dim]; received shape {tuple(embeddings.shape)}."
         )
 
 

@@ -79,7 +79,9 @@ def test_single_class_batch_gives_zero_loss_and_zero_gradient():
     np.testing.assert_array_equal(grad.numpy(), 0.0)
 
 
-@pytest.mark.parametrize("scale,sigma", [(1e6, 1e-3), (1e8, 1.0), (1e-8, 1.0), (1.0, 1e4), (30.0, 0.01)])
+@pytest.mark.parametrize(
+    "scale,sigma", [(1e6, 1e-3), (1e8, 1.0), (1e-8, 1.0), (1.0, 1e4), (30.0, 0.01)]
+)
 def test_loss_and_gradient_finite_on_extreme_scales(scale, sigma):
     labels, x0 = _batch(3, n=20, ids=(0, 1, 2, 3), scale=scale)
     x = tf.Variable(x0)
@@ -129,7 +131,7 @@ def test_sgm_gradient_matches_finite_differences():
         plus, minus = x0.copy(), x0.copy()
         plus[i, j] += eps
         minus[i, j] -= eps
-        numeric = (reference.sgm_loss(labels, plus).sum() - reference.sgm_loss(labels, minus).sum())
+        numeric = reference.sgm_loss(labels, plus).sum() - reference.sgm_loss(labels, minus).sum()
         np.testing.assert_allclose(grad[i, j], numeric / (2 * eps), rtol=2e-2, atol=1e-4)
 
 

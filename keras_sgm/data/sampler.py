@@ -40,8 +40,7 @@ def _collect_dataset(dataset):
     if isinstance(spec, dict):
         if "image" not in spec or "label" not in spec:
             raise ValueError(
-                "A dataset of dicts needs 'image' and 'label' keys; received keys "
-                f"{sorted(spec)}."
+                f"A dataset of dicts needs 'image' and 'label' keys; received keys {sorted(spec)}."
             )
         dataset = dataset.map(lambda e: (e["image"], e["label"]))
         spec = dataset.element_spec
@@ -84,7 +83,8 @@ def _check_labels(labels, name="labels"):
         bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
         if bad.size:
             raise ValueError(
-                f"{name} must be whole class ids; row {int(bad[0])} holds {labels[bad[0]]!r}."
+                f"{name} must be whole class ids; "
+                f"row {int(bad[0])} holds {labels[bad[0]].item()!r}."
             )
     elif labels.dtype.kind not in "iu":
         raise ValueError(f"{name} must be integer class ids; received dtype {labels.dtype}.")
@@ -137,7 +137,12 @@ class ClassBalancedSampler:
     """
 
     def __init__(
-        self, images, labels=None, samples_per_class=30, classes_per_batch=None, seed=None,
+        self,
+        images,
+        labels=None,
+        samples_per_class=30,
+        classes_per_batch=None,
+        seed=None,
         targets=None,
     ):
         tf = _tf()
@@ -157,9 +162,14 @@ class ClassBalancedSampler:
         if labels.shape[0] == 0:
             raise ValueError("No examples: images and labels are empty.")
         _check_finite(images, "images")
-        if isinstance(samples_per_class, bool) or int(samples_per_class) != samples_per_class \
-                or samples_per_class < 1:
-            raise ValueError(f"samples_per_class must be a positive int; received {samples_per_class!r}.")
+        if (
+            isinstance(samples_per_class, bool)
+            or int(samples_per_class) != samples_per_class
+            or samples_per_class < 1
+        ):
+            raise ValueError(
+                f"samples_per_class must be a positive int; received {samples_per_class!r}."
+            )
         if classes_per_batch is not None and (
             int(classes_per_batch) != classes_per_batch or classes_per_batch < 2
         ):
@@ -255,8 +265,9 @@ class ClassBalancedSampler:
         _, class_idx = tf.unique(labels, out_idx=tf.int64)
         counts = tf.math.bincount(class_idx, dtype=tf.int64)
         num_classes = tf.size(counts, out_type=tf.int64)
-        per_batch = tf.constant(self.classes_per_batch, tf.int64) if self.classes_per_batch \
-            else num_classes
+        per_batch = (
+            tf.constant(self.classes_per_batch, tf.int64) if self.classes_per_batch else num_classes
+        )
         seeds = tf.random.experimental.stateless_split(tf.stack([seed, seed // 7 + 1]), num=3)
         # Members grouped by class, shuffled inside each class.
         noise = tf.random.stateless_uniform(tf.shape(labels), seeds[0], dtype=tf.float64)
@@ -277,8 +288,7 @@ class ClassBalancedSampler:
         n = tf.gather(counts, slots)[..., None]  # [rounds, slots, 1]
         walk = tf.range(rounds, dtype=tf.int64)[:, None, None] * s + tf.range(s, dtype=tf.int64)
         random_pos = tf.cast(
-            tf.random.stateless_uniform(tf.shape(n * 0 + walk), seeds[2])
-            * tf.cast(n, tf.float32),
+            tf.random.stateless_uniform(tf.shape(n * 0 + walk), seeds[2]) * tf.cast(n, tf.float32),
             tf.int64,
         )
         position = tf.where(filler[..., None], random_pos, walk) % n
@@ -318,7 +328,12 @@ class ClassBalancedSampler:
 
 
 def class_balanced_batches(
-    images, labels=None, samples_per_class=30, classes_per_batch=None, seed=None, targets=None,
+    images,
+    labels=None,
+    samples_per_class=30,
+    classes_per_batch=None,
+    seed=None,
+    targets=None,
     repeat=False,
 ):
     """A class-balanced `tf.data.Dataset`; see `ClassBalancedSampler` for the arguments.
@@ -336,7 +351,11 @@ def class_balanced_batches(
     [0, 0, 0, 0, 7, 7, 7, 7, 40213, 40213, 40213, 40213]
     """
     sampler = ClassBalancedSampler(
-        images, labels, samples_per_class=samples_per_class,
-        classes_per_batch=classes_per_batch, seed=seed, targets=targets,
+        images,
+        labels,
+        samples_per_class=samples_per_class,
+        classes_per_batch=classes_per_batch,
+        seed=seed,
+        targets=targets,
     )
     return sampler.dataset(repeat=repeat)

@@ -1,0 +1,133 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_sgm
+from tests import reference
+from tests.testing import assert_same_outputs, encoder, save_and_reload, toy_data
+
+
+@pytest.mark.parametrize(
+    "loss", [keras_sgm.SGMLoss(sigma=0.8), keras_sgm.TripletLoss(mining="semi_hard", margin=0.3)]
+)
+def test_plain_keras_model_compile_fit_save_load(loss, tmp_path):
+    x, y = toy_data()
+    model = encoder()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
+    before = model.evaluate(x, y, batch_size=72, verbose=0)
+    model.fit(x, y, batch_size=24, epochs=3, verbose=0)
+    after = model.evaluate(x, y, batch_size=72, verbose=0)
+    assert after < before
+    loaded = save_and_reload(model, tmp_path / "m.keras")
+    assert_same_outputs(model, loaded, x)
+    assert type(loaded.loss) is type(loss)
+    assert loaded.loss.get_config() == loss.get_config()
+    # training resumes from the saved optimizer state with the same loss value
+    np.testing.assert_allclose(loaded.evaluate(x, y, batch_size=72, verbose=0), after, rtol=1e-5)
+
+
+def test_evaluate_reports_the_sgm_loss_of_the_batch():
+    x, y = toy_data()
+    model = keras_sgm.SGMModel(encoder(), sigma=0.7)
+    model.compile(optimizer="adam")
+    logs = model.evaluate(x, y, batch_size=len(y), verbose=0, return_dict=True)
+    embeddings = model.predict(x, verbose=0)
+    assert logs["loss"] == pytest.approx(reference.sgm_loss(y, embeddings, 0.7).mean(), rel=1e-4)
+    assert logs["centroid_accuracy"] == pytest.approx(
+        reference.centroid_accuracy(y, embeddings).mean(), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_sgm_model_trains_and_classifies(jit_compile):
+    x, y = toy_data(n_per_class=40)
+    model = keras_sgm.SGMModel(encoder(), class_names=["a", "b", "c"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+    history = model.fit(x, y, batch_size=60, epochs=8, verbose=0).history
+    assert set(history) == {"loss", "centroid_accuracy"}
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["centroid_accuracy"][-1] >= 0.9
+    model.fit_gaussians(x, y)
+    proba = model.predict_proba(x)
+    assert proba.shape == (len(y), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(model.classes_, [0, 3, 40213])
+    assert np.mean(model.predict_classes(x) == y) >= 0.9
+
+
+def test_fit_gaussians_and_bayes_rule_match_numpy():
+    x, y = toy_data()
+    model = keras_sgm.SGMModel(encoder(), sigma=1.3)
+    model.fit_gaussians(x, y, batch_size=16)
+    embeddings = model.predict(x, verbose=0)
+    means = np.stack([embeddings[y == c].mean(axis=0) for c in (0, 3, 40213)])
+    np.testing.assert_allclose(model.gaussian_means, means, rtol=1e-5, atol=1e-6)
+    logits = -((embeddings[:, None] - means[None]) ** 2).sum(-1) / (2 * 1.3**2)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(x), expected, rtol=1e-4, atol=1e-6)
+    # the same from a dataset of (x, y) batches
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    np.testing.assert_allclose(
+        keras_sgm.SGMModel(model.encoder, sigma=1.3).fit_gaussians(ds).gaussian_means,
+        means,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_sub_class_gaussians_sum_into_their_class():
+    model = keras_sgm.SGMModel(encoder(input_dim=2, embedding_dim=2))
+    means = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], "float32")
+    model.set_gaussians(means, ids=[10, 11, 20], classes=[1, 1, 2])
+    embeddings = np.array([[0.0, 0.1], [3.9, 0.0], [0.2, 3.8]], "float32")
+    proba = model.posterior_from_embeddings(embeddings)
+    np.testing.assert_array_equal(model.classes_, [1, 2])
+    logits = -((embeddings[:, None] - means[None]) ** 2).sum(-1) / 2
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(proba, np.stack([p[:, 0] + p[:, 1], p[:, 2]], 1), rtol=1e-5)
+
+
+def test_sgm_model_save_load_keeps_encoder_gaussians_and_compile(tmp_path):
+    x, y = toy_data()
+    model = keras_sgm.SGMModel(encoder(), sigma=0.9, class_names=["n", "h", "s"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(x, y, batch_size=36, epochs=2, verbose=0)
+    model.fit_gaussians(x, y)
+    loaded = save_and_reload(model, tmp_path / "sgm.keras")
+    assert isinstance(loaded, keras_sgm.SGMModel)
+    assert (loaded.sigma, loaded.class_names) == (0.9, ["n", "h", "s"])
+    assert_same_outputs(model, loaded, x)
+    np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-6)
+    np.testing.assert_array_equal(loaded.gaussian_ids, model.gaussian_ids)
+    assert isinstance(loaded.loss, keras_sgm.SGMLoss) and loaded.loss.sigma == 0.9
+    loaded.fit(x, y, batch_size=36, epochs=1, verbose=0)  # still trainable after loading
+
+
+def test_non_finite_batch_stops_fit_and_leaves_weights_untouched():
+    x, y = toy_data()
+    x[5, 2] = np.nan
+    model = keras_sgm.SGMModel(encoder())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="Non-finite loss or gradients at epoch 1, batch 1"):
+        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="keras.Model"):
+        keras_sgm.SGMModel(keras.layers.Dense(3))
+    with pytest.raises(ValueError, match="sigma"):
+        keras_sgm.SGMModel(encoder(), sigma=-1)
+    model = keras_sgm.SGMModel(encoder())
+    with pytest.raises(ValueError, match="fit_gaussians"):
+        model.predict_proba(np.zeros((2, 6), "float32"))
+    with pytest.raises(ValueError, match="6 inputs but 5 labels"):
+        model.fit_gaussians(np.zeros((6, 6), "float32"), np.arange(5))
+    with pytest.raises(ValueError, match="distinct"):
+        model.set_gaussians(np.zeros((2, 4)), ids=[1, 1])
+    with pytest.warns(UserWarning, match="differs"):
+        model.compile(loss=keras_sgm.SGMLoss(sigma=2.0))
