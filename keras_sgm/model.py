@@ -67,8 +67,15 @@ class SGMModel(keras.Model):
         self._set_gaussian_state(
             np.zeros((0, 0), "float32"), np.zeros((0,), "int64"), np.zeros((0,), "int64")
         )
+        if encoder.built:
+            self.build(encoder.input_shape)
 
     # ----------------------------------------------------------------- training
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        self.built = True
+
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
 

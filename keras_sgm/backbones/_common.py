@@ -1,0 +1,78 @@
+"""Argument checks and small layer helpers shared by the backbones."""
+
+import numbers
+
+import keras
+
+MIN_SIZE = 32
+"""Smallest height and width every backbone accepts (all downsample by 8 or 16)."""
+
+
+def check_arguments(input_shape, embedding_dim, units=None, **rates):
+    """Validate the common backbone arguments; return `input_shape` as a tuple of ints.
+
+    Args:
+        input_shape: `(height, width, channels)`, channels last.
+        embedding_dim: int >= 1, the size of the embedding.
+        units: optional int >= 1, the width of fully connected layers.
+        **rates: dropout rates by argument name, each a float in `[0, 1)`.
+
+    Raises:
+        ValueError: naming the offending value.
+    """
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise ValueError(
+            f"input_shape must be (height, width, channels); received {input_shape!r}."
+        ) from None
+    if len(shape) != 3 or not all(_is_int(v) for v in shape):
+        raise ValueError(
+            "input_shape must be three integers (height, width, channels), channels last; "
+            f"received {input_shape!r}."
+        )
+    shape = tuple(int(v) for v in shape)
+    height, width, channels = shape
+    if channels < 1:
+        raise ValueError(f"input_shape needs at least 1 channel; received {input_shape!r}.")
+    if min(height, width) < MIN_SIZE:
+        raise ValueError(
+            f"input_shape {input_shape!r} is too small: height and width must be at least "
+            f"{MIN_SIZE} pixels for the backbones' downsampling."
+        )
+    if not _is_int(embedding_dim) or embedding_dim < 1:
+        raise ValueError(f"embedding_dim must be an integer >= 1; received {embedding_dim!r}.")
+    if units is not None and (not _is_int(units) or units < 1):
+        raise ValueError(f"units must be an integer >= 1; received {units!r}.")
+    for name, rate in rates.items():
+        valid = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+        if not valid or not 0.0 <= rate < 1.0:
+            raise ValueError(f"{name} must be a float in [0, 1); received {rate!r}.")
+    return shape
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def conv_relu(x, filters, kernel_size, name, strides=1):
+    """`Conv2D` (same padding, with bias) followed by ReLU."""
+    x = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", name=f"{name}_conv"
+    )(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def dense_relu(x, units, name, dropout=0.0, dropout_first=False):
+    """A fully connected ReLU layer, with dropout before or after it."""
+    if dropout and dropout_first:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = keras.layers.Dense(units, activation="relu", name=name)(x)
+    if dropout and not dropout_first:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def embedding_head(x, embedding_dim):
+    """The final linear layer: `[batch, features] -> [batch, embedding_dim]`, float32."""
+    return keras.layers.Dense(embedding_dim, name="embedding", dtype="float32")(x)

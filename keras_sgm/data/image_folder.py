@@ -1,0 +1,121 @@
+"""Image-folder datasets (`DATA_DIR/<split>/<class>/*.png|jpg|...`) and the built-in digits.
+
+The layout Keras users already have: one folder per split (`train`, `test`,
+optionally `val`), one sub-folder per class. Images are decoded with
+TensorFlow, converted to gray or RGB, resized to a square and scaled to [0, 1].
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def _decode(path, image_size, channels):
+    import tensorflow as tf
+
+    data = Path(path).read_bytes()
+    if path.suffix.lower() in (".tif", ".tiff"):
+        image = _decode_with_pil(path)
+    else:
+        image = tf.io.decode_image(data, expand_animations=False).numpy()
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image).numpy()
+    elif channels == 3 and image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    image = tf.image.resize(image.astype("float32"), (image_size, image_size), antialias=True)
+    return np.clip(image.numpy() / 255.0, 0.0, 1.0).astype("float32")
+
+
+def _decode_with_pil(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB"))
+
+
+def list_image_folder(split_dir):
+    """`{class_name: [paths]}` of one split folder, classes and files sorted."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise ValueError(f"{split_dir} is not a folder.")
+    classes = {}
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            classes[class_dir.name] = files
+    if not classes:
+        raise ValueError(
+            f"{split_dir} holds no images: expected {split_dir}/<class>/*"
+            f"{{{','.join(IMAGE_SUFFIXES)}}}."
+        )
+    return classes
+
+
+def load_image_folder(split_dir, image_size=48, channels=1, class_names=None, min_per_class=1):
+    """Read one split of an image folder into memory.
+
+    Args:
+        split_dir: path of the split, e.g. `DATA_DIR/train`.
+        image_size: int, default 48; images are resized to a square.
+        channels: 1 (gray, default) or 3 (RGB).
+        class_names: optional list fixing the class order (the training
+            split's); a class folder outside it is an error.
+        min_per_class: int, default 1; a class with fewer images is an error.
+
+    Returns:
+        `(images [n, size, size, channels] float32 in [0, 1], labels [n] int64,
+        class_names)`.
+
+    Raises:
+        ValueError: no images, an unreadable image (named), an unknown class
+            folder, or a class with fewer than `min_per_class` images.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3; received {channels}.")
+    found = list_image_folder(split_dir)
+    names = list(found) if class_names is None else list(class_names)
+    unknown = sorted(set(found) - set(names))
+    if unknown:
+        raise ValueError(f"{split_dir} has class folders not in the training split: {unknown}.")
+    small = {c: len(p) for c, p in found.items() if len(p) < min_per_class}
+    if small:
+        raise ValueError(
+            f"{split_dir}: classes with fewer than {min_per_class} images: {small}; "
+            "metric learning needs at least two examples of a class."
+        )
+    images, labels = [], []
+    for name, paths in found.items():
+        for path in paths:
+            try:
+                images.append(_decode(path, image_size, channels))
+            except Exception as error:  # noqa: BLE001 - every decoder failure is reported alike
+                raise ValueError(f"Cannot read image {path}: {error}".strip()) from error
+            labels.append(names.index(name))
+    return np.stack(images), np.asarray(labels, "int64"), names
+
+
+def load_digits_dataset(image_size=48, channels=1, test_size=0.25, seed=0):
+    """scikit-learn's 8x8 digits (shipped with scikit-learn), upsampled, as train/test splits.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test), class_names)`.
+    """
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype("float32")[..., None]
+    images = tf.image.resize(images, (image_size, image_size)).numpy()
+    if channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target, test_size=test_size, stratify=digits.target, random_state=seed
+    )
+    return (x_train, y_train), (x_test, y_test), [str(d) for d in range(10)]

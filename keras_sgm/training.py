@@ -1,0 +1,383 @@
+"""End-to-end training runs: config, data, model, fit, evaluation and outputs.
+
+`scripts/train.py` is a command line over `TrainConfig` and `train`; the
+benchmark script calls `train` once per method and backbone.
+
+A run directory holds:
+
+- `config.json`: the resolved configuration;
+- `model.keras`: an `SGMModel` (encoder + class Gaussians of the training set),
+  for every method; `classifier.keras` too for the softmax CNN (`ce`);
+- `metrics.json`: the paper's protocol on the test split (written last, and
+  only when the run completed);
+- `figures/*.png`, `logs/` (TensorBoard), `history.csv`,
+  `checkpoints/last.keras` (every epoch), and `backup/` while a run is
+  unfinished (Keras `BackupAndRestore`; `resume=True` continues from it).
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import typing
+from pathlib import Path
+
+import keras
+import numpy as np
+
+METHODS = ("sgm", "triplet", "ce")
+DATASETS = ("digits", "image_folder")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run; the defaults are a short CPU example on digits.
+
+    The paper's settings are Adam at 1e-4, 30 samples per class, 64-d
+    embeddings, 48x48 gray faces (see `configs/`).
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    method: str = "sgm"
+    arch: str = "fmpnet"
+    epochs: int = 3
+    embedding_dim: int = 64
+    sigma: float = 1.0
+    margin: float = 0.2
+    mining: str = "batch_hard"
+    samples_per_class: int = 8
+    classes_per_batch: int | None = None
+    image_size: int = 48
+    channels: int = 1
+    learning_rate: float = 1e-3
+    max_train_samples: int | None = None
+    knn_k: int = 11
+    seed: int = 0
+    output: str = "runs/train"
+    resume: bool = False
+    overwrite: bool = False
+    verbose: int = 2
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build a config from a mapping, refusing unknown keys by name."""
+        fields = {f.name: field_type(f) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"Unknown config keys {unknown}; known keys: {sorted(fields)}.")
+        typed = {}
+        for key, value in values.items():
+            kind = fields[key]
+            if value is None or isinstance(value, kind):
+                typed[key] = value
+            elif kind is bool or (
+                kind is int and isinstance(value, float) and not value.is_integer()
+            ):
+                raise ValueError(f"Config key {key!r} needs a {kind.__name__}; received {value!r}.")
+            else:
+                try:
+                    typed[key] = kind(value)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(
+                        f"Config key {key!r} needs a {kind.__name__}; received {value!r}."
+                    ) from error
+        return cls(**typed).validated()
+
+    def validated(self):
+        from keras_sgm import backbones
+
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; choose one of {list(METHODS)}.")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of {list(DATASETS)}.")
+        if self.arch not in backbones.available():
+            raise ValueError(
+                f"Unknown arch {self.arch!r}; choose one of {list(backbones.available())}."
+            )
+        if self.dataset == "image_folder" and not self.data_dir:
+            raise ValueError("dataset 'image_folder' needs data_dir (DATA_DIR/train/<class>/*).")
+        for name in ("epochs", "embedding_dim", "samples_per_class", "image_size", "knn_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
+        if self.max_train_samples is not None and self.max_train_samples < 2:
+            raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
+        if not (self.learning_rate > 0 and self.sigma > 0):
+            raise ValueError("learning_rate and sigma must be positive.")
+        return self
+
+
+def field_type(field):
+    """The Python type of a `TrainConfig` field (`int` for `int | None`)."""
+    options = [t for t in typing.get_args(field.type) if t is not type(None)]
+    return options[0] if options else field.type
+
+
+def load_splits(config):
+    """`(train, val_or_None, test, class_names)`, each split `(images, labels)`."""
+    if config.dataset == "digits":
+        from keras_sgm.data.image_folder import load_digits_dataset
+
+        train, test, names = load_digits_dataset(
+            config.image_size, config.channels, seed=config.seed
+        )
+        val = None
+    else:
+        from keras_sgm.data.image_folder import load_image_folder
+
+        root = Path(config.data_dir)
+        x, y, names = load_image_folder(
+            root / "train", config.image_size, config.channels, min_per_class=2
+        )
+        train = (x, y)
+        x, y, _ = load_image_folder(root / "test", config.image_size, config.channels, names)
+        test = (x, y)
+        val = None
+        if (root / "val").is_dir():
+            x, y, _ = load_image_folder(root / "val", config.image_size, config.channels, names)
+            val = (x, y)
+    if config.max_train_samples is not None and config.max_train_samples < len(train[1]):
+        keep = np.random.default_rng(config.seed).permutation(len(train[1]))
+        keep = np.sort(keep[: config.max_train_samples])
+        train = (train[0][keep], train[1][keep])
+    _check_counts(train[1], names)
+    return train, val, test, names
+
+
+def _check_counts(labels, names):
+    counts = np.bincount(labels, minlength=len(names))
+    single = [names[c] for c in np.flatnonzero(counts == 1)]
+    if single:
+        raise ValueError(
+            f"Training classes with a single image: {single}; metric learning needs at least "
+            "two examples of a class (raise max_train_samples or add images)."
+        )
+    if np.count_nonzero(counts) < 2:
+        raise ValueError("The training split holds fewer than two classes.")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall-clock seconds of each training epoch in `seconds`."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _prepare_output(config):
+    out = Path(config.output)
+    backup = out / "backup"
+    if config.resume:
+        if not backup.is_dir():
+            raise ValueError(f"Nothing to resume in {out}: no backup/ of an interrupted run.")
+    else:
+        if backup.is_dir():
+            raise ValueError(
+                f"{out} holds an interrupted run; pass --resume to continue it, or choose "
+                "another --output."
+            )
+        if (out / "metrics.json").exists():
+            if not config.overwrite:
+                raise ValueError(
+                    f"{out} already holds a finished run; pass --overwrite to replace it."
+                )
+            for name in ("metrics.json", "model.keras", "classifier.keras", "history.csv"):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "figures", ignore_errors=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    return out
+
+
+def build_models(config, input_shape, class_names):
+    """`(trained_model, embedding_model)`: the model `fit` trains and the `SGMModel` saved."""
+    import keras_sgm
+    from keras_sgm import backbones
+
+    encoder = backbones.get(
+        config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim
+    )
+    embedder = keras_sgm.SGMModel(encoder, sigma=config.sigma, class_names=class_names)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if config.method == "ce":
+        logits = keras.layers.Dense(len(class_names), name="classifier")(encoder.output)
+        classifier = keras.Model(encoder.input, logits, name=f"{config.arch}_softmax_cnn")
+        classifier.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        return classifier, embedder
+    if config.method == "sgm":
+        loss = keras_sgm.SGMLoss(sigma=config.sigma)
+    else:
+        loss = keras_sgm.TripletLoss(margin=config.margin, mining=config.mining)
+    embedder.compile(optimizer=optimizer, loss=loss)
+    return embedder, embedder
+
+
+def training_data(config, train, val):
+    """`(train_dataset, val_dataset_or_None)`: balanced batches, or shuffled ones for `ce`."""
+    import tensorflow as tf
+
+    from keras_sgm.data import ClassBalancedSampler
+
+    sampler = ClassBalancedSampler(
+        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=config.seed
+    )
+    batch_size = sampler.batch_size
+    if config.method == "ce":
+        data = (
+            tf.data.Dataset.from_tensor_slices(train)
+            .shuffle(len(train[1]), seed=config.seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+    else:
+        data = sampler.dataset()
+    val_data = None if val is None else tf.data.Dataset.from_tensor_slices(val).batch(batch_size)
+    return data, val_data
+
+
+def train(config, callbacks=()):
+    """Run one training job and write its outputs; returns the metrics dict.
+
+    Args:
+        config: a `TrainConfig` (or a dict of its fields).
+        callbacks: extra Keras callbacks for `fit`.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config.validated()
+    out = _prepare_output(config)
+    keras.utils.set_random_seed(config.seed)
+    train_split, val, test, names = load_splits(config)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+
+    model, embedder = build_models(config, train_split[0].shape[1:], names)
+    data, val_data = training_data(config, train_split, val)
+    timer = EpochTimer()
+    fit_callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
+        keras.callbacks.TensorBoard(str(out / "logs")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
+        timer,
+        *callbacks,
+    ]
+    history = model.fit(
+        data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        verbose=config.verbose,
+        shuffle=False,
+        callbacks=fit_callbacks,
+    )
+
+    embedder.fit_gaussians(train_split[0], train_split[1])
+    if config.method == "ce":
+        model.save(out / "classifier.keras")
+    embedder.save(out / "model.keras")
+    metrics = evaluate_model(
+        embedder, train_split, test, names, out, seed=config.seed, knn_k=config.knn_k
+    )
+    metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
+    metrics["epochs_run_in_this_session"] = len(history.epoch)
+    metrics.update(method=config.method, arch=config.arch, dataset=config.dataset)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11):
+    """The paper's protocol for an `SGMModel` on `(images, labels)` splits, with figures.
+
+    Writes `out/figures/*.png`; returns the metrics dict (see
+    `keras_sgm.evaluation.evaluate_embeddings`) plus `bayes_accuracy` (the
+    model's Gaussians) and `class_names`.
+    """
+    from keras_sgm import evaluation, viz
+
+    train_emb = model.predict(train[0], verbose=0)
+    test_emb = model.predict(test[0], verbose=0)
+    metrics = evaluation.evaluate_embeddings(
+        train_emb, train[1], test_emb, test[1], knn_k=knn_k, seed=seed
+    )
+    if len(model.gaussian_ids):
+        predicted = model.classes_[np.argmax(model.posterior_from_embeddings(test_emb), axis=1)]
+        metrics["bayes_accuracy"] = float(np.mean(predicted == test[1]))
+    metrics["class_names"] = list(class_names)
+    figures = Path(out) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    viz.plot_tsne(test_emb, test[1], figures / "tsne.png", class_names=class_names, seed=seed)
+    viz.plot_retrieval_curves(
+        metrics["recall_at_k"], metrics["acc_at_k"], figures / "retrieval.png"
+    )
+    viz.plot_f1_vs_k(metrics["f1_vs_k"], figures / "f1_vs_k.png")
+    viz.plot_confusion_matrix(metrics["confusion_matrix"], class_names, figures / "confusion.png")
+    return metrics
+
+
+def write_json(path, payload):
+    """Write JSON to `path` atomically: a reader never sees a half-written file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+def run_benchmark(config, methods, archs):
+    """Train every method x arch with the same settings and seed; write the paper's tables.
+
+    Each run goes to `OUTPUT/<method>_<arch>/`; `OUTPUT/benchmark.json` holds all
+    metrics and `OUTPUT/benchmark.md` the clustering (Table 1) and kNN
+    classification (Table 2) layouts with train seconds per epoch.
+
+    Returns:
+        The list of per-run metrics dicts.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    root = Path(config.output)
+    results = []
+    for method in methods:
+        for arch in archs:
+            run = dataclasses.replace(
+                config, method=method, arch=arch, output=str(root / f"{method}_{arch}")
+            ).validated()
+            results.append(train(run))
+    write_json(root / "benchmark.json", results)
+    (root / "benchmark.md").write_text(benchmark_markdown(results, config))
+    return results
+
+
+def benchmark_markdown(results, config):
+    """The paper's Table 1 / Table 2 layout as Markdown, from per-run metrics."""
+    lines = [
+        f"# Benchmark: {config.dataset}, {config.epochs} epochs, seed {config.seed}",
+        "",
+        "Metrics on the test split; kNN with K = "
+        f"{config.knn_k}; precision, recall and F1 are macro averages (percent).",
+        "",
+        "| Method | Arch. | NMI | Cluster F1 | kNN Acc. | Prec. | Rec. | F1 | s / epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in results:
+        values = [
+            m["nmi"],
+            m["cluster_f1"],
+            m["knn_accuracy"],
+            m["knn_precision"],
+            m["knn_recall"],
+            m["knn_f1"],
+        ]
+        cells = " | ".join(f"{100 * v:.2f}" for v in values)
+        lines.append(
+            f"| {m['method']} | {m['arch']} | {cells} | {m['train_seconds_per_epoch']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"

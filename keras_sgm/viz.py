@@ -1,0 +1,274 @@
+"""Figures of the paper's evaluation: t-SNE of the embedding, retrieval curves, F1 vs K, confusion.
+
+Each function takes data (NumPy arrays, or the dicts of
+`keras_sgm.evaluation.evaluate_embeddings`, also after a JSON round trip that
+turned their keys into strings) and a path, writes a PNG there (creating
+missing folders) and returns the path as a `pathlib.Path`.
+
+Figures are drawn on matplotlib's Agg canvas directly (no `pyplot`), so they
+work without a display and leave the caller's matplotlib backend alone.
+matplotlib is imported when a function runs: `pip install matplotlib`.
+
+Reference:
+    Deep Metric Structured Learning For Facial Expression Recognition,
+    Figures 2, 3 and 5.
+"""
+
+import pathlib
+
+import numpy as np
+
+from keras_sgm.retrieval import as_matrix
+
+DPI = 100
+"""Dots per inch of every figure: a `(w, h)`-inch figure is `100 w x 100 h` pixels."""
+
+
+def _figure(width, height):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError("keras_sgm.viz needs matplotlib: `pip install matplotlib`.") from error
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def _sorted_curve(values, name):
+    """`{K: value}` (keys int or str) as two arrays sorted by K."""
+    if not values:
+        raise ValueError(f"{name} is empty; expected a dict {{K: value}}.")
+    items = sorted((int(k), float(v)) for k, v in dict(values).items())
+    return np.array([k for k, _ in items]), np.array([v for _, v in items])
+
+
+def _class_name(class_names, label):
+    if class_names is None:
+        return str(label)
+    if isinstance(class_names, dict):
+        return str(class_names.get(label, label))
+    return str(class_names[int(label)])
+
+
+def plot_tsne(embeddings, labels, path, class_names=None, seed=0, max_points=3000):
+    """2-D t-SNE map of the embeddings, one colour per class (the paper's Figure 2).
+
+    Args:
+        embeddings: float array `[n, dim]`, finite.
+        labels: class labels `[n]`.
+        path: str or path-like, the PNG to write (700 x 600 pixels).
+        class_names: optional legend names: a sequence indexed by the
+            (integer) class id, or a dict `{class id: name}`. Default: the ids.
+        seed: int, default 0, the seed of the subsample and of t-SNE.
+        max_points: int, default 3000. Above this many points a random
+            subsample of this size (drawn with `seed`) is mapped: Barnes-Hut
+            t-SNE costs `O(n log n)` and a crowded scatter shows no more.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, numpy as np, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> x = np.random.default_rng(0).normal(size=(40, 5)) + np.repeat(np.eye(5)[:2] * 6, 20, 0)
+    >>> out = plot_tsne(x, np.repeat([0, 1], 20), pathlib.Path(tempfile.mkdtemp()) / "tsne.png",
+    ...                 class_names=["neutral", "happiness"])
+    >>> out.stat().st_size > 0
+    True
+
+    Reference: van der Maaten and Hinton, Visualizing data using t-SNE (2008).
+    """
+    from sklearn.manifold import TSNE
+
+    embeddings = as_matrix(embeddings, "embeddings")
+    labels = np.asarray(labels)
+    n = embeddings.shape[0]
+    if labels.shape != (n,):
+        raise ValueError(
+            f"labels must have shape [{n}] (one per embedding); received shape {labels.shape}."
+        )
+    if n < 4:
+        raise ValueError(f"t-SNE needs at least 4 points; received {n}.")
+    if n > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+        embeddings, labels, n = embeddings[keep], labels[keep], max_points
+    tsne = TSNE(
+        n_components=2,
+        perplexity=min(30.0, (n - 1) / 3.0),
+        init="pca" if embeddings.shape[1] >= 2 else "random",
+        method="barnes_hut",
+        random_state=seed,
+    )
+    points = tsne.fit_transform(embeddings)
+
+    figure = _figure(7, 6)
+    from matplotlib import colormaps  # importable once _figure succeeded
+
+    axes = figure.add_subplot()
+    classes = np.unique(labels)
+    cmap = colormaps["tab10" if classes.size <= 10 else "tab20"]
+    for i, label in enumerate(classes):
+        mask = labels == label
+        axes.scatter(
+            points[mask, 0],
+            points[mask, 1],
+            s=6,
+            alpha=0.7,
+            color=cmap(i % cmap.N),
+            label=_class_name(class_names, label),
+        )
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(f"t-SNE of {n} embeddings")
+    axes.legend(markerscale=3, fontsize="small", loc="best")
+    return _save(figure, path)
+
+
+def plot_retrieval_curves(recall_at_k, acc_at_k, path):
+    """Recall@K and Acc@K against K on a log2 axis (the paper's Figure 3).
+
+    Args:
+        recall_at_k: dict `{K: recall}` (as returned by `recall_at_k`).
+        acc_at_k: dict `{K: accuracy}`.
+        path: str or path-like, the PNG to write (600 x 450 pixels).
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> out = plot_retrieval_curves({1: 0.8, 2: 0.9, 4: 0.95}, {1: 0.8, 2: 0.75, 4: 0.7},
+    ...                             pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
+    >>> out.suffix
+    '.png'
+    """
+    curves = [
+        (*_sorted_curve(values, name), name, marker)
+        for values, name, marker in ((recall_at_k, "Recall@K", "o"), (acc_at_k, "Acc@K", "s"))
+    ]
+    figure = _figure(6, 4.5)
+    axes = figure.add_subplot()
+    for ks, ys, name, marker in curves:
+        axes.plot(ks, 100 * ys, marker=marker, label=name)
+    ks = np.union1d(curves[0][0], curves[1][0])
+    lowest = min(ys.min() for _, ys, _, _ in curves)
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(ks, [str(k) for k in ks])
+    axes.set_xlabel("K")
+    axes.set_ylabel("%")
+    axes.set_ylim(max(0.0, 10 * np.floor(10 * lowest) - 5), 101)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    axes.set_title("Retrieval")
+    return _save(figure, path)
+
+
+def plot_f1_vs_k(f1_vs_k, path):
+    """Macro F1 of the kNN classifier against K, best K marked (the paper's Figure 5).
+
+    Args:
+        f1_vs_k: dict `{K: macro F1}` (as returned by `f1_vs_k`). The best K
+            is the smallest K with the highest F1.
+        path: str or path-like, the PNG to write (600 x 450 pixels).
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> out = plot_f1_vs_k({1: 0.70, 3: 0.74, 5: 0.76, 7: 0.75},
+    ...                    pathlib.Path(tempfile.mkdtemp()) / "f1.png")
+    >>> out.exists()
+    True
+    """
+    ks, f1 = _sorted_curve(f1_vs_k, "f1_vs_k")
+    best = int(np.argmax(f1))
+    figure = _figure(6, 4.5)
+    axes = figure.add_subplot()
+    axes.plot(ks, 100 * f1, marker="o", markersize=4)
+    axes.plot(
+        ks[best],
+        100 * f1[best],
+        marker="*",
+        markersize=16,
+        color="tab:red",
+        linestyle="none",
+        label=f"best K = {ks[best]} (F1 {100 * f1[best]:.2f})",
+    )
+    axes.legend(loc="best")
+    axes.set_xticks(ks if ks.size <= 25 else ks[:: int(np.ceil(ks.size / 25))])
+    axes.set_xlabel("K (neighbours)")
+    axes.set_ylabel("macro F1 (%)")
+    axes.grid(alpha=0.3)
+    axes.set_title("kNN classification")
+    return _save(figure, path)
+
+
+def plot_confusion_matrix(matrix, class_names, path):
+    """Confusion matrix: counts written in the cells, colours by share of the true class.
+
+    Colouring by row share (per-class recall) keeps small classes readable
+    next to large ones, as in imbalanced facial-expression datasets.
+
+    Args:
+        matrix: int array `[c, c]`, rows true classes, columns predictions
+            (as in `evaluate_embeddings(...)["confusion_matrix"]`).
+        class_names: `c` names in the matrix's order, or None for `0..c-1`.
+        path: str or path-like, the PNG to write (about `60 c + 200` pixels
+            a side, at least 450).
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> out = plot_confusion_matrix([[5, 1], [2, 7]], ["neutral", "happiness"],
+    ...                             pathlib.Path(tempfile.mkdtemp()) / "confusion.png")
+    >>> out.name
+    'confusion.png'
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"matrix must be square [c, c]; received shape {matrix.shape}.")
+    c = matrix.shape[0]
+    if class_names is None:
+        class_names = [str(i) for i in range(c)]
+    class_names = [str(name) for name in class_names]
+    if len(class_names) != c:
+        raise ValueError(f"class_names has {len(class_names)} names for a {c} x {c} matrix.")
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+
+    side = max(4.5, 0.6 * c + 2.0)
+    figure = _figure(side, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
+    for i in range(c):
+        for j in range(c):
+            axes.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+    axes.set_xticks(range(c), class_names, rotation=45, ha="right")
+    axes.set_yticks(range(c), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title("Confusion matrix")
+    return _save(figure, path)

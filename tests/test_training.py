@@ -1,0 +1,277 @@
+"""scripts/train.py, evaluate.py and benchmark.py end to end on a generated image folder."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_sgm
+from keras_sgm.training import TrainConfig, train
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name):
+    import sys
+
+    sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pattern(kind, rng, size=32):
+    image = rng.uniform(0, 40, size=(size, size))
+    if kind == 0:
+        image[::4, :] += 200  # horizontal stripes
+    elif kind == 1:
+        image[:, ::4] += 200  # vertical stripes
+    else:
+        yy, xx = np.mgrid[:size, :size]
+        image[(yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2] += 200
+    return np.clip(image, 0, 255).astype("uint8")[..., None]
+
+
+def make_image_folder(root, n_train=8, n_test=4, classes=("bars", "columns", "disc")):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for kind, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                png = tf.io.encode_png(_pattern(kind, rng)).numpy()
+                (folder / f"{i:03d}.png").write_bytes(png)
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return make_image_folder(tmp_path / "data")
+
+
+def _config(folder, out, **kw):
+    values = dict(
+        dataset="image_folder",
+        data_dir=str(folder),
+        arch="fmpnet",
+        epochs=2,
+        samples_per_class=4,
+        image_size=32,
+        embedding_dim=8,
+        output=str(out),
+        verbose=0,
+    )
+    values.update(kw)
+    return values
+
+
+def test_train_script_runs_end_to_end(folder, tmp_path):
+    out = tmp_path / "run"
+    code = _script("train").main(
+        [
+            "--dataset",
+            "image_folder",
+            "--data-dir",
+            str(folder),
+            "--arch",
+            "fmpnet",
+            "--epochs",
+            "3",
+            "--samples-per-class",
+            "4",
+            "--image-size",
+            "32",
+            "--embedding-dim",
+            "8",
+            "--learning-rate",
+            "0.003",
+            "--output",
+            str(out),
+            "--verbose",
+            "0",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "nmi",
+        "cluster_f1",
+        "recall_at_k",
+        "acc_at_k",
+        "knn_accuracy",
+        "knn_precision",
+        "knn_recall",
+        "knn_f1",
+        "f1_vs_k",
+        "bayes_accuracy",
+        "train_seconds_per_epoch",
+    ):
+        assert key in metrics
+    assert 0.0 <= metrics["nmi"] <= 1.0 and 0.0 <= metrics["knn_accuracy"] <= 1.0
+    assert metrics["recall_at_k"]["1"] <= metrics["recall_at_k"]["4"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 3 and config["learning_rate"] == 0.003
+    for name in (
+        "model.keras",
+        "history.csv",
+        "checkpoints/last.keras",
+        "figures/tsne.png",
+        "figures/retrieval.png",
+        "figures/f1_vs_k.png",
+        "figures/confusion.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "backup").exists()  # a finished run leaves no backup
+    model = keras.saving.load_model(out / "model.keras")
+    assert isinstance(model, keras_sgm.SGMModel) and model.class_names == [
+        "bars",
+        "columns",
+        "disc",
+    ]
+    assert model.predict_proba(np.zeros((1, 32, 32, 1), "float32")).shape == (1, 3)
+    # the saved model evaluates the same way from scripts/evaluate.py
+    eval_out = tmp_path / "eval"
+    code = _script("evaluate").main(
+        [
+            "--model",
+            str(out / "model.keras"),
+            "--dataset",
+            "image_folder",
+            "--data-dir",
+            str(folder),
+            "--output",
+            str(eval_out),
+        ]
+    )
+    assert code == 0
+    again = json.loads((eval_out / "metrics.json").read_text())
+    assert again["knn_accuracy"] == pytest.approx(metrics["knn_accuracy"])
+    assert again["nmi"] == pytest.approx(metrics["nmi"])
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated crash after epoch 2")
+
+
+def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(_config(folder, out, epochs=4), callbacks=[Interrupt()])
+    assert (out / "backup").is_dir() and not (out / "metrics.json").exists()
+    with pytest.raises(ValueError, match="interrupted run"):
+        train(_config(folder, out, epochs=4))
+    metrics = train(_config(folder, out, epochs=4, resume=True))
+    assert metrics["epochs_run_in_this_session"] == 2  # epochs 3 and 4 only
+    epochs = [
+        int(line.split(",")[0]) for line in (out / "history.csv").read_text().splitlines()[1:]
+    ]
+    assert epochs == [0, 1, 2, 3]
+    assert not (out / "backup").exists()
+    with pytest.raises(ValueError, match="already holds a finished run"):
+        train(_config(folder, out))
+
+
+@pytest.mark.parametrize("method", ["triplet", "ce"])
+def test_baseline_methods_train_and_save_an_embedder(folder, tmp_path, method):
+    metrics = train(_config(folder, tmp_path / method, method=method, epochs=1))
+    assert metrics["method"] == method
+    assert (tmp_path / method / "model.keras").exists()
+    assert (tmp_path / method / "classifier.keras").exists() == (method == "ce")
+
+
+def test_benchmark_writes_both_tables(folder, tmp_path):
+    out = tmp_path / "bench"
+    code = _script("benchmark").main(
+        [
+            "--methods",
+            "sgm",
+            "ce",
+            "--archs",
+            "fmpnet",
+            "--dataset",
+            "image_folder",
+            "--data-dir",
+            str(folder),
+            "--epochs",
+            "1",
+            "--samples-per-class",
+            "4",
+            "--image-size",
+            "32",
+            "--embedding-dim",
+            "8",
+            "--output",
+            str(out),
+            "--verbose",
+            "0",
+        ]
+    )
+    assert code == 0
+    table = (out / "benchmark.md").read_text()
+    assert "| sgm | fmpnet |" in table and "| ce | fmpnet |" in table
+    assert len(json.loads((out / "benchmark.json").read_text())) == 2
+
+
+class TestBadInput:
+    def test_empty_folder(self, tmp_path, capsys):
+        (tmp_path / "data" / "train").mkdir(parents=True)
+        code = _script("train").main(
+            [
+                "--dataset",
+                "image_folder",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--output",
+                str(tmp_path / "o"),
+            ]
+        )
+        assert code == 2
+        assert "holds no images" in capsys.readouterr().err
+        assert not (tmp_path / "o" / "metrics.json").exists()
+
+    def test_class_with_one_image(self, folder, tmp_path):
+        for extra in sorted((folder / "train" / "disc").iterdir())[1:]:
+            extra.unlink()
+        with pytest.raises(ValueError, match="'disc': 1"):
+            train(_config(folder, tmp_path / "o"))
+
+    def test_unreadable_image_named(self, folder, tmp_path):
+        bad = folder / "train" / "bars" / "broken.png"
+        bad.write_text("this is not an image")
+        with pytest.raises(ValueError, match="broken.png"):
+            train(_config(folder, tmp_path / "o"))
+
+    def test_unknown_names(self, folder, tmp_path, capsys):
+        with pytest.raises(ValueError, match="Unknown arch 'vgg99'.*resnet18"):
+            TrainConfig.from_dict({"arch": "vgg99"})
+        with pytest.raises(ValueError, match="Unknown method 'arcface'"):
+            TrainConfig.from_dict({"method": "arcface"})
+        with pytest.raises(ValueError, match=r"Unknown config keys \['epoch'\]"):
+            TrainConfig.from_dict({"epoch": 3})
+        with pytest.raises(ValueError, match="'epochs' needs a int; received 'many'"):
+            TrainConfig.from_dict({"epochs": "many"})
+        assert _script("train").main(["--method", "arcface"]) == 2
+        assert "Unknown method" in capsys.readouterr().err
+
+    def test_config_file_sets_defaults_and_flags_win(self, folder, tmp_path, capsys):
+        script = _script("train")
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("epochs: 7\nbogus: 1\n")
+        assert script.main(["--config", str(bad)]) == 2
+        assert "Unknown config keys ['bogus']" in capsys.readouterr().err
+        good = tmp_path / "good.yaml"
+        good.write_text(
+            f"dataset: image_folder\ndata-dir: {folder}\nepochs: 7\nlearning_rate: 0.01\n"
+            "samples_per_class: 4\nimage_size: 32\nembedding_dim: 8\nverbose: 0\n"
+        )
+        out = tmp_path / "o"
+        assert script.main(["--config", str(good), "--epochs", "1", "--output", str(out)]) == 0
+        resolved = json.loads((out / "config.json").read_text())
+        assert (resolved["epochs"], resolved["learning_rate"]) == (1, 0.01)
