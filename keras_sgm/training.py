@@ -51,14 +51,14 @@ class TrainConfig:
     classes_per_batch: int | None = None
     image_size: int = 48
     channels: int = 1
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     max_train_samples: int | None = None
     knn_k: int = 11
     seed: int = 0
     output: str = "runs/train"
     resume: bool = False
     overwrite: bool = False
-    verbose: int = 2
+    verbose: int = 1
 
     @classmethod
     def from_dict(cls, values):

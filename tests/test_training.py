@@ -275,3 +275,27 @@ class TestBadInput:
         assert script.main(["--config", str(good), "--epochs", "1", "--output", str(out)]) == 0
         resolved = json.loads((out / "config.json").read_text())
         assert (resolved["epochs"], resolved["learning_rate"]) == (1, 0.01)
+
+
+def test_default_digits_example_runs_with_the_documented_defaults(tmp_path):
+    """`python scripts/train.py` with no data flags trains on scikit-learn's digits."""
+    out = tmp_path / "digits"
+    code = _script("train").main(
+        [
+            "--max-train-samples",
+            "300",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--output",
+            str(out),
+            "--verbose",
+            "0",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "digits" and metrics["class_names"] == [str(d) for d in range(10)]
+    assert len(metrics["confusion_matrix"]) == 10
+    assert metrics["knn_accuracy"] > 0.5  # 10 classes: chance is 0.1
