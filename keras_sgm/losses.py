@@ -87,6 +87,25 @@ def label_structure(labels, embeddings):
     return targets, targets, present
 
 
+def labels_are_valid(labels):
+    """Scalar bool tensor: can these labels be used, as checked inside a traced graph?
+
+    Hard labels must be finite whole numbers below `MAX_EXACT_LABEL` in
+    magnitude; soft labels finite, non-negative, with every row summing to
+    more than 0. (Outside a graph the losses raise a `ValueError` instead.)
+    """
+    labels = ops.cast(ops.convert_to_tensor(labels), "float32")
+    finite = ops.all(ops.isfinite(labels))
+    safe = ops.where(ops.isfinite(labels), labels, ops.zeros_like(labels))
+    if len(labels.shape) == 1 or labels.shape[-1] == 1:
+        whole = ops.all(ops.equal(safe, ops.round(safe)))
+        small = ops.all(ops.less(ops.abs(safe), float(MAX_EXACT_LABEL)))
+        return ops.logical_and(finite, ops.logical_and(whole, small))
+    non_negative = ops.all(ops.greater_equal(safe, 0.0))
+    rows = ops.all(ops.greater(ops.sum(safe, axis=-1), 0.0))
+    return ops.logical_and(finite, ops.logical_and(non_negative, rows))
+
+
 def class_means(embeddings, weights):
     """Weighted class means `mu_j = sum_k w_kj x_k / sum_k w_kj`, shape `[columns, dim]`."""
     totals = ops.sum(weights, axis=0)[:, None]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sgm.losses import SGMLoss, gaussian_log_posterior
+from keras_sgm.losses import SGMLoss, gaussian_log_posterior, labels_are_valid
 from keras_sgm.metrics import CentroidAccuracy
 
 _GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
@@ -34,8 +34,8 @@ class SGMModel(keras.Model):
         cross_replica: bool, default False. Under a `tf.distribute` strategy,
             all-gather embeddings and labels so the loss estimates the
             Gaussians from the global batch instead of each replica's slice.
-        class_names: optional list of strings, one per original class id
-            (sorted order of ids), used in reports.
+        class_names: optional list of strings; `class_names[i]` names class
+            id `i` (ids are 0..n-1 for named datasets), used in reports.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -118,12 +118,13 @@ class SGMModel(keras.Model):
             )
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.trainable_weights)
-        finite = ops.logical_and(
-            ops.all(ops.isfinite(loss)),
-            ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients if g is not None])),
-        )
-        # A non-finite batch never reaches the weights: its gradients are
-        # zeroed, its loss is reported as NaN, and `fit` stops with an error.
+        checks = [ops.all(ops.isfinite(loss)), labels_are_valid(g_y)]
+        checks += [ops.all(ops.isfinite(g)) for g in gradients if g is not None]
+        finite = _all_replicas(ops.all(ops.stack(checks)))
+        # A batch with a non-finite loss or gradient, or unusable labels (NaN,
+        # fractional ids, empty soft rows), never reaches the weights - on no
+        # replica: its gradients are zeroed, its loss is reported as NaN, and
+        # `fit` stops with an error.
         gradients = [
             None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in gradients
         ]
@@ -334,6 +335,17 @@ class SGMModel(keras.Model):
         super().load_own_variables({k: store[k] for k in keys if k not in _GAUSSIAN_KEYS})
 
 
+def _all_replicas(flag):
+    """True only if `flag` holds on every replica (a no-op outside tf.distribute)."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return flag
+    failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - ops.cast(flag, "float32"))
+    return ops.equal(failures, 0.0)
+
+
 def _unscale_for_distribution(loss):
     """Undo the 1/replicas scaling that Keras losses apply under tf.distribute."""
     import tensorflow as tf
@@ -370,7 +382,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
             raise ValueError(
                 f"Non-finite loss or gradients at epoch {getattr(self, '_epoch', 0) + 1}, "
-                f"batch {batch + 1}: the inputs (or labels) of that batch probably hold "
-                "NaN/Inf values, or the learning rate is too high. The batch's gradients "
-                "were not applied."
+                f"batch {batch + 1}: the inputs or labels of that batch probably hold "
+                "NaN/Inf values (or fractional / out-of-range class ids, or soft-label rows "
+                "summing to 0), or the learning rate is too high. The batch's gradients were "
+                "not applied."
             )

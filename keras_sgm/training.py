@@ -27,7 +27,16 @@ import keras
 import numpy as np
 
 METHODS = ("sgm", "triplet", "ce")
-DATASETS = ("digits", "image_folder")
+DATASETS = (
+    "synthetic_faces",
+    "ferplus",
+    "affectnet",
+    "ckplus",
+    "jaffe",
+    "bu3dfe",
+    "image_folder",
+    "digits",
+)
 
 
 @dataclasses.dataclass
@@ -85,6 +94,18 @@ class TrainConfig:
                     ) from error
         return cls(**typed).validated()
 
+    @classmethod
+    def resumed(cls, output, **changes):
+        """The config of the interrupted run in `output`, with `changes` on top and `resume=True`.
+
+        Only `epochs`, `verbose` (and `overwrite`) may change; `train` refuses others.
+        """
+        path = Path(output) / "config.json"
+        if not path.is_file():
+            raise ValueError(f"Nothing to resume in {output}: no config.json of an earlier run.")
+        saved = json.loads(path.read_text())
+        return cls.from_dict({**saved, **changes, "output": str(output), "resume": True})
+
     def validated(self):
         from keras_sgm import backbones
 
@@ -98,6 +119,11 @@ class TrainConfig:
             )
         if self.dataset == "image_folder" and not self.data_dir:
             raise ValueError("dataset 'image_folder' needs data_dir (DATA_DIR/train/<class>/*).")
+        if self.dataset not in ("image_folder", "digits", "synthetic_faces") and not self.data_dir:
+            raise ValueError(
+                f"dataset {self.dataset!r} is read from its manual download: pass data_dir "
+                "(--data-dir) with the files as distributed (see the builder's instructions)."
+            )
         for name in ("epochs", "embedding_dim", "samples_per_class", "image_size", "knn_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
@@ -119,11 +145,11 @@ def load_splits(config):
     if config.dataset == "digits":
         from keras_sgm.data.image_folder import load_digits_dataset
 
-        train, test, names = load_digits_dataset(
-            config.image_size, config.channels, seed=config.seed
-        )
+        # The split is fixed (seed 0) whatever the training seed, so that runs with
+        # different seeds, and scripts/evaluate.py, all test on the same images.
+        train, test, names = load_digits_dataset(config.image_size, config.channels)
         val = None
-    else:
+    elif config.dataset == "image_folder":
         from keras_sgm.data.image_folder import load_image_folder
 
         root = Path(config.data_dir)
@@ -137,12 +163,38 @@ def load_splits(config):
         if (root / "val").is_dir():
             x, y, _ = load_image_folder(root / "val", config.image_size, config.channels, names)
             val = (x, y)
+    else:
+        train, val, test, names = _load_named(config)
     if config.max_train_samples is not None and config.max_train_samples < len(train[1]):
         keep = np.random.default_rng(config.seed).permutation(len(train[1]))
         keep = np.sort(keep[: config.max_train_samples])
         train = (train[0][keep], train[1][keep])
     _check_counts(train[1], names)
     return train, val, test, names
+
+
+def _load_named(config):
+    """A TFDS-built dataset, resized and channel-converted to the config's input."""
+    from keras_sgm.data import catalog
+
+    stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
+
+    def split(name):
+        images, labels, _ = catalog.load_split(
+            config.dataset, name, image_size=stored, manual_dir=config.data_dir
+        )
+        if stored != config.image_size:
+            import tensorflow as tf
+
+            size = (config.image_size, config.image_size)
+            images = tf.image.resize(images, size, antialias=True).numpy()
+        if config.channels == 3:
+            images = np.repeat(images, 3, axis=-1)
+        return images, labels
+
+    built = catalog.builder(config.dataset, stored, manual_dir=config.data_dir)
+    val = split("validation") if "validation" in built.info.splits else None
+    return split("train"), val, split("test"), catalog.class_names(config.dataset)
 
 
 def _check_counts(labels, names):
@@ -171,11 +223,31 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+RESUMABLE_CHANGES = ("epochs", "verbose", "resume", "overwrite")
+"""Settings a resumed run may change; any other difference is refused."""
+
+
+def _check_resume_matches(config, out):
+    saved = json.loads((out / "config.json").read_text())
+    current = dataclasses.asdict(config)
+    changed = {
+        key: (saved.get(key), current[key])
+        for key in current
+        if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]
+    }
+    if changed:
+        details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+        raise ValueError(
+            f"Resuming {out} with different settings ({details}); a resumed run keeps its "
+            "saved config (only epochs and verbose may change)."
+        )
+
+
 def _prepare_output(config):
     out = Path(config.output)
     backup = out / "backup"
     if config.resume:
-        if not backup.is_dir():
+        if not backup.is_dir() or not (out / "config.json").is_file():
             raise ValueError(f"Nothing to resume in {out}: no backup/ of an interrupted run.")
     else:
         if backup.is_dir():
@@ -257,6 +329,8 @@ def train(config, callbacks=()):
         config = TrainConfig.from_dict(config)
     config.validated()
     out = _prepare_output(config)
+    if config.resume:
+        _check_resume_matches(config, out)
     keras.utils.set_random_seed(config.seed)
     train_split, val, test, names = load_splits(config)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
@@ -320,7 +394,8 @@ def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11):
         metrics["recall_at_k"], metrics["acc_at_k"], figures / "retrieval.png"
     )
     viz.plot_f1_vs_k(metrics["f1_vs_k"], figures / "f1_vs_k.png")
-    viz.plot_confusion_matrix(metrics["confusion_matrix"], class_names, figures / "confusion.png")
+    shown = [class_names[c] for c in metrics["classes"]]
+    viz.plot_confusion_matrix(metrics["confusion_matrix"], shown, figures / "confusion.png")
     return metrics
 
 

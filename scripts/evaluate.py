@@ -27,7 +27,7 @@ from keras_sgm.training import (  # noqa: E402
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a .keras file saved by scripts/train.py")
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", help="default: the dataset of the run (its config.json)")
     parser.add_argument("--data-dir")
     parser.add_argument("--output", default="runs/eval")
     parser.add_argument("--knn-k", type=int, default=11)

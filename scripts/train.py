@@ -60,7 +60,12 @@ def main(argv=None):
     values = read_config_file(args.pop("config")) if args.get("config") else {}
     values.update({k: v for k, v in args.items() if v is not None})
     try:
-        config = TrainConfig.from_dict(values)
+        if values.get("resume"):
+            # continue the interrupted run with its own settings; flags may only extend it
+            output = values.pop("output", TrainConfig.output)
+            config = TrainConfig.resumed(output, **values)
+        else:
+            config = TrainConfig.from_dict(values)
         metrics = train(config)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -82,3 +82,17 @@ def test_mirrored_fit_on_balanced_batches_learns():
     history = model.fit(ds, epochs=6, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     assert history["centroid_accuracy"][-1] >= 0.9
+
+
+@pytest.mark.parametrize("cross_replica", [True, False])
+def test_a_bad_slice_on_one_replica_keeps_every_replica_from_updating(cross_replica):
+    x, y = toy_data(n_per_class=8, classes=(0, 1, 2), seed=4)
+    x[-1, 0] = np.nan  # only the second replica's half is bad
+    with _strategy().scope():
+        model = keras_sgm.SGMModel(encoder(seed=1), cross_replica=cross_replica)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    start = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="Non-finite"):
+        model.fit(x, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0)
+    for before, after in zip(start, model.get_weights()):
+        np.testing.assert_array_equal(before, after)

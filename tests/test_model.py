@@ -131,3 +131,29 @@ def test_bad_arguments():
         model.set_gaussians(np.zeros((2, 4)), ids=[1, 1])
     with pytest.warns(UserWarning, match="differs"):
         model.compile(loss=keras_sgm.SGMLoss(sigma=2.0))
+
+
+@pytest.mark.parametrize("bad_label", [np.nan, 0.5])
+def test_unusable_labels_in_a_traced_step_stop_fit_untouched(bad_label):
+    x, y = toy_data()
+    y = y.astype("float32")
+    y[3] = bad_label  # a NaN id would otherwise form a phantom class with a finite loss
+    model = keras_sgm.SGMModel(encoder())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="Non-finite loss or gradients"):
+        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_labels_are_valid_in_graph():
+    from keras_sgm.losses import labels_are_valid
+
+    check = tf.function(lambda y: labels_are_valid(y))
+    assert bool(check(tf.constant([0.0, 3.0, 40213.0])))
+    assert not bool(check(tf.constant([0.0, np.nan])))
+    assert not bool(check(tf.constant([0.0, 2.0**25])))
+    assert bool(check(tf.constant([[0.2, 0.8], [1.0, 0.0]])))
+    assert not bool(check(tf.constant([[0.2, 0.8], [0.0, 0.0]])))
+    assert not bool(check(tf.constant([[1.2, -0.2], [1.0, 0.0]])))

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from keras_sgm import retrieval
 from keras_sgm.retrieval import ApproximateIndex, ExactIndex, build_index
 
 
@@ -175,7 +174,3 @@ def test_approximate_index_exclude_self_and_errors():
         index.search(gallery, 400, exclude_self=True)
     with pytest.raises(ValueError, match=r"nlist must lie in \[1, n=400\]"):
         ApproximateIndex(gallery, nlist=401)
-
-
-def test_group_size_constant_is_what_the_docstring_says():
-    assert retrieval._GROUP == 32 and "groups of 32" in ExactIndex.__doc__

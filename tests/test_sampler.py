@@ -161,3 +161,23 @@ class TestBadInput:
         with pytest.raises(ValueError, match="at least 2"):
             sampler.relabel(np.zeros(4, "int64"))
         np.testing.assert_array_equal(sampler.labels.numpy(), [0, 1, 0, 1])  # nothing lost
+
+
+def test_relabel_during_an_endless_stream_never_mixes_labellings():
+    images, labels = _data(counts=(40, 40, 40, 40), ids=(1, 2, 3, 4))
+    sampler = ClassBalancedSampler(images, labels, samples_per_class=4, seed=0)
+    stream = iter(sampler.dataset(repeat=True))
+    seen = [next(stream) for _ in range(3)]
+    sub = labels * 10 + (np.arange(160) % 2)  # 8 sub-classes
+    with pytest.warns(UserWarning):
+        sampler.relabel(sub)
+    seen += [next(stream) for _ in range(3 * sampler.steps_per_epoch)]
+    new_batches = 0
+    for x, y in seen:
+        index, y = x.numpy()[:, 0], y.numpy()
+        counts = np.unique(y, return_counts=True)[1]
+        assert np.all(counts == 4)  # balanced under whichever labelling it carries
+        old, new = np.array_equal(y, labels[index]), np.array_equal(y, sub[index])
+        assert old or new
+        new_batches += new
+    assert new_batches > 0

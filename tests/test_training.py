@@ -167,8 +167,13 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     assert (out / "backup").is_dir() and not (out / "metrics.json").exists()
     with pytest.raises(ValueError, match="interrupted run"):
         train(_config(folder, out, epochs=4))
-    metrics = train(_config(folder, out, epochs=4, resume=True))
+    with pytest.raises(ValueError, match=r"different settings \(arch: 'fmpnet' -> 'cvgg13'\)"):
+        train(_config(folder, out, epochs=4, arch="cvgg13", resume=True))
+    # as documented: only --output and --resume; the run's own config.json does the rest
+    assert _script("train").main(["--output", str(out), "--resume", "--verbose", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run_in_this_session"] == 2  # epochs 3 and 4 only
+    assert json.loads((out / "config.json").read_text())["dataset"] == "image_folder"
     epochs = [
         int(line.split(",")[0]) for line in (out / "history.csv").read_text().splitlines()[1:]
     ]
@@ -299,3 +304,30 @@ def test_default_digits_example_runs_with_the_documented_defaults(tmp_path):
     assert metrics["dataset"] == "digits" and metrics["class_names"] == [str(d) for d in range(10)]
     assert len(metrics["confusion_matrix"]) == 10
     assert metrics["knn_accuracy"] > 0.5  # 10 classes: chance is 0.1
+
+
+def test_digits_split_does_not_depend_on_the_training_seed():
+    from keras_sgm.training import load_splits
+
+    a = load_splits(TrainConfig(seed=0, image_size=32))
+    b = load_splits(TrainConfig(seed=1, image_size=32))
+    np.testing.assert_array_equal(a[2][0], b[2][0])  # the same test images
+
+
+def test_image_folder_reads_gray_alpha_and_16_bit_images(tmp_path):
+    from PIL import Image
+
+    from keras_sgm.data.image_folder import load_image_folder
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    gray = np.full((20, 20), 117, "uint8")
+    Image.fromarray(np.stack([gray, np.full_like(gray, 9)], -1), "LA").save(tmp_path / "a/la.png")
+    Image.fromarray(gray).save(tmp_path / "a/plain.png")
+    sixteen = np.full((20, 20), 30000, "uint16")
+    Image.fromarray(sixteen).save(tmp_path / "b/deep.tif")
+    Image.fromarray(sixteen).save(tmp_path / "b/deep.png")
+    images, labels, names = load_image_folder(tmp_path, image_size=16)
+    assert names == ["a", "b"] and images.shape == (4, 16, 16, 1)
+    np.testing.assert_allclose(images[:2].mean(axis=(1, 2, 3)), 117 / 255, atol=1e-3)
+    np.testing.assert_allclose(images[2:].mean(axis=(1, 2, 3)), 30000 / 65535, atol=3e-3)

@@ -22,7 +22,9 @@ def _decode(path, image_size, channels):
         image = tf.io.decode_image(data, expand_animations=False).numpy()
     if image.ndim == 2:
         image = image[..., None]
-    if image.shape[-1] == 4:
+    if image.shape[-1] == 2:  # gray + alpha
+        image = image[..., :1]
+    if image.shape[-1] == 4:  # RGB + alpha
         image = image[..., :3]
     if channels == 1 and image.shape[-1] == 3:
         image = tf.image.rgb_to_grayscale(image).numpy()
@@ -36,7 +38,12 @@ def _decode_with_pil(path):
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image.convert("L" if image.mode in ("L", "I;16", "I") else "RGB"))
+        if image.mode.startswith("I;16") or image.mode == "I":
+            # 16-bit gray: scale to 8 bits instead of letting convert("L") clip it
+            array = np.asarray(image, dtype="float64")
+            top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+            return np.round(array / top * 255.0).astype("uint8")
+        return np.asarray(image.convert("L" if image.mode == "L" else "RGB"))
 
 
 def list_image_folder(split_dir):
@@ -102,6 +109,8 @@ def load_image_folder(split_dir, image_size=48, channels=1, class_names=None, mi
 
 def load_digits_dataset(image_size=48, channels=1, test_size=0.25, seed=0):
     """scikit-learn's 8x8 digits (shipped with scikit-learn), upsampled, as train/test splits.
+
+    `seed` fixes the stratified split; keep it constant across runs you compare.
 
     Returns:
         `((x_train, y_train), (x_test, y_test), class_names)`.

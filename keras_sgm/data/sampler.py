@@ -252,16 +252,16 @@ class ClassBalancedSampler:
         return self._sizes()[1]
 
     # --------------------------------------------------------------- pipeline
-    def epoch_plan(self, seed):
-        """Indices of one epoch, `[batches, batch_size]` int64 (a graph function of the labels).
+    def epoch_plan(self, seed, labels):
+        """Indices of one epoch, `[batches, batch_size]` int64 (a graph function).
 
         Args:
             seed: int64 scalar tensor; the plan is a pure function of it and
-                the current labels.
+                `labels`.
+            labels: `[n]` int64 tensor, the labels the plan balances.
         """
         tf = _tf()
         s = self.samples_per_class
-        labels = self._labels.read_value()
         _, class_idx = tf.unique(labels, out_idx=tf.int64)
         counts = tf.math.bincount(class_idx, dtype=tf.int64)
         num_classes = tf.size(counts, out_type=tf.int64)
@@ -306,19 +306,28 @@ class ClassBalancedSampler:
                 epochs (`relabel`) are followed exactly, as long as they keep
                 `steps_per_epoch` (its length is fixed when the dataset is
                 made; otherwise make a new one). True gives an endless
-                stream (use `steps_per_epoch`); a label change then reaches it
-                once the prefetched batches are consumed.
+                stream (use `steps_per_epoch`); a label change then takes
+                effect from the next epoch the stream plans (epochs already
+                planned or prefetched keep their labels, still balanced).
         """
         tf = _tf()
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
         if not repeat:
             seeds = seeds.take(1)
-        plans = seeds.flat_map(lambda s: tf.data.Dataset.from_tensor_slices(self.epoch_plan(s)))
-        images, labels, targets = self._images, self._labels, self._targets
+        images, targets = self._images, self._targets
 
-        def gather(index):
-            y = tf.gather(labels, index) if targets is None else tf.gather(targets, index)
+        def epoch(seed):
+            # One snapshot of the labels both plans the epoch and labels its
+            # batches, so a relabel mid-stream can never mix two labellings.
+            labels = self._labels.read_value()
+            plan = self.epoch_plan(seed, labels)
+            return tf.data.Dataset.from_tensor_slices((plan, tf.gather(labels, plan)))
+
+        def gather(index, labels):
+            y = labels if targets is None else tf.gather(targets, index)
             return tf.gather(images, index), y
+
+        plans = seeds.flat_map(epoch)
 
         batches = plans.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         if not repeat:
