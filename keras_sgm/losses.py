@@ -129,7 +129,7 @@ def squared_distances(a, b):
     return ops.maximum(sq, 0.0)
 
 
-def gaussian_log_posterior(embeddings, means, sigma, present=None):
+def gaussian_log_posterior(embeddings, means, sigma, present=None, scale=None):
     """Bayes' rule for isotropic Gaussians with equal priors, in log space.
 
     `log p(j | x_i) = -|x_i - mu_j|^2 / (2 sigma^2) - logsumexp_j'(...)` over
@@ -140,18 +140,22 @@ def gaussian_log_posterior(embeddings, means, sigma, present=None):
         means: `[columns, dim]`.
         sigma: positive float, the shared standard deviation.
         present: optional `[columns]` mask; absent columns get `-inf`.
+        scale: optional `[n, columns]` factors on the squared distances.
 
     Returns:
         `[n, columns]` log posteriors (finite on present columns).
     """
-    logits = -squared_distances(embeddings, means) / (2.0 * sigma**2)
+    distances = squared_distances(embeddings, means)
+    if scale is not None:
+        distances = distances * scale
+    logits = -distances / (2.0 * sigma**2)
     if present is not None:
         mask = ops.greater(present, 0.0)[None, :]
         logits = ops.where(mask, logits, ops.full_like(logits, -np.inf))
     return logits - ops.logsumexp(logits, axis=1, keepdims=True)
 
 
-def sgm_loss(labels, embeddings, sigma=1.0):
+def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
     """Structured Gaussian Manifold loss, one value per sample.
 
     Each class present in the batch is a Gaussian `N(mu_c, sigma^2 I)` with
@@ -160,10 +164,19 @@ def sgm_loss(labels, embeddings, sigma=1.0):
     `loss_i = sum_c (p(c | x_i) - t_ic)^2` (Eq. 4). A batch holding one class
     has loss 0 and gradient 0: it carries no information for this loss.
 
+    With `leave_one_out=True`, the mean a sample is compared with leaves that
+    sample out (`mu_c^{-i}`; a class's only member keeps its own mean). The
+    paper's mean includes the sample, which rewards noise: embeddings that are
+    mostly sample-specific noise (dropout, say) land nearer the mean they are
+    part of by a factor `(1 - w_i / W_c)^2`, a gap that grows with their scale,
+    so the loss can fall with no class signal at all. Leaving the sample out
+    removes that reward.
+
     Args:
         labels: hard or soft labels (module docstring).
         embeddings: `[batch, dim]` float tensor.
         sigma: positive float, the Gaussians' standard deviation.
+        leave_one_out: bool, default False (the paper's Eq. 2-4).
 
     Returns:
         `[batch]` per-sample losses.
@@ -177,7 +190,13 @@ def sgm_loss(labels, embeddings, sigma=1.0):
     embeddings = ops.cast(embeddings, "float32")
     weights, targets, present = label_structure(labels, embeddings)
     means = class_means(embeddings, weights)
-    log_post = gaussian_log_posterior(embeddings, means, sigma, present)
+    scale = None
+    if leave_one_out:
+        # |x_i - mu_c^{-i}| = |x_i - mu_c| * W_c / (W_c - w_ic), exactly.
+        totals = ops.sum(weights, axis=0)[None, :]
+        rest = totals - weights
+        scale = ops.where(ops.greater(rest, 1e-6), ops.square(ops.divide_no_nan(totals, rest)), 1.0)
+    log_post = gaussian_log_posterior(embeddings, means, sigma, present, scale)
     posterior = ops.exp(log_post) * present[None, :]
     return ops.sum(ops.square(posterior - targets), axis=1)
 
@@ -358,6 +377,9 @@ class SGMLoss(_MetricLoss):
     Args:
         sigma: float, default 1.0. Standard deviation shared by the Gaussians;
             it sets the scale of the embedding space.
+        leave_one_out: bool, default False. Compare each sample with its
+            class mean computed without it (see `sgm_loss`); False is the
+            paper's loss.
         reduction: Keras loss reduction, default `"sum_over_batch_size"`.
         name: string, default `"sgm_loss"`.
         dtype: the dtype of the loss computation, default float32 (kept in
@@ -372,19 +394,27 @@ class SGMLoss(_MetricLoss):
         Deep Metric Structured Learning For Facial Expression Recognition, Eq. 4.
     """
 
-    def __init__(self, sigma=1.0, reduction="sum_over_batch_size", name="sgm_loss", dtype=None):
+    def __init__(
+        self,
+        sigma=1.0,
+        leave_one_out=False,
+        reduction="sum_over_batch_size",
+        name="sgm_loss",
+        dtype=None,
+    ):
         sigma = float(sigma)
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
         super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         self.sigma = sigma
+        self.leave_one_out = bool(leave_one_out)
 
     def call(self, y_true, y_pred):
-        return sgm_loss(y_true, y_pred, sigma=self.sigma)
+        return sgm_loss(y_true, y_pred, sigma=self.sigma, leave_one_out=self.leave_one_out)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"sigma": self.sigma})
+        config.update({"sigma": self.sigma, "leave_one_out": self.leave_one_out})
         return config
 
 

@@ -1,9 +1,12 @@
 """Train an embedding with SGMLoss, triplet loss or a softmax CNN, then evaluate it.
 
-With no arguments: a short, complete example (FMPNet, SGMLoss, scikit-learn's
-digits upsampled to 48x48, 3 epochs on the CPU). Every flag can also be set in
-a YAML or JSON file given with --config; flags on the command line win. The
-resolved configuration is written to OUTPUT/config.json.
+With no arguments: a short, complete example (FMPNet, SGMLoss, 3 epochs on the
+CPU) on the synthetic faces, procedurally drawn 48x48 faces of the 8 FER+
+expressions that ship with keras_sgm - a stand-in: real results need the real
+datasets (--dataset ferplus|affectnet|ckplus|jaffe|bu3dfe --data-dir DIR).
+
+Every flag can also be set in a YAML or JSON file given with --config; flags on
+the command line win. The resolved configuration is written to OUTPUT/config.json.
 
     python scripts/train.py --dataset image_folder --data-dir DATA --method sgm --arch resnet18
     python scripts/train.py --config configs/paper.yaml --output runs/ferplus_sgm

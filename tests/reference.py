@@ -8,8 +8,11 @@ def logsumexp(a):
     return m + np.log(np.sum(np.exp(a - m)))
 
 
-def sgm_loss(labels, embeddings, sigma=1.0):
-    """Eq. 1-4 per sample, in float64, classes taken from the batch."""
+def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
+    """Eq. 1-4 per sample, in float64, classes taken from the batch.
+
+    `leave_one_out`: sample i's own-class means are recomputed without it.
+    """
     x = np.asarray(embeddings, "float64")
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[1] > 1:
@@ -22,7 +25,14 @@ def sgm_loss(labels, embeddings, sigma=1.0):
     means = [targets[:, c] @ x / targets[:, c].sum() for c in present]
     losses = []
     for i in range(len(x)):
-        logits = np.array([-np.sum((x[i] - mu) ** 2) / (2 * sigma**2) for mu in means])
+        row_means = list(means)
+        if leave_one_out:
+            for k, c in enumerate(present):
+                w = targets[:, c].copy()
+                if w[i] > 0 and w.sum() - w[i] > 1e-9:
+                    w[i] = 0.0
+                    row_means[k] = w @ x / w.sum()
+        logits = np.array([-np.sum((x[i] - mu) ** 2) / (2 * sigma**2) for mu in row_means])
         posterior = np.exp(logits - logsumexp(logits))
         losses.append(sum((posterior[k] - targets[i, c]) ** 2 for k, c in enumerate(present)))
     return np.array(losses)

@@ -233,3 +233,23 @@ def test_centroid_accuracy_matches_numpy():
     metric = keras_sgm.CentroidAccuracy()
     metric.update_state(labels, x)
     assert float(metric.result()) == pytest.approx(reference.centroid_accuracy(labels, x).mean())
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(3, 16), soft=st.booleans())
+def test_leave_one_out_matches_numpy(seed, n, soft):
+    labels, x = _batch(seed, n=n, ids=(0, 1, 2))
+    if soft:
+        labels = np.eye(3, dtype="float32")[labels] * 0.7 + 0.1
+    got = sgm_loss(labels, x, 0.8, leave_one_out=True).numpy()
+    np.testing.assert_allclose(got, reference.sgm_loss(labels, x, 0.8, True), rtol=1e-3, atol=1e-5)
+
+
+def test_leave_one_out_removes_the_reward_for_noise():
+    # Pure noise, no class signal: the paper's loss falls as the noise grows, leave-one-out's not.
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 8)
+    noise = rng.normal(size=(32, 64)).astype("float32")
+    paper = [float(np.mean(sgm_loss(labels, noise * s))) for s in (0.1, 1.0, 3.0)]
+    loo = [float(np.mean(sgm_loss(labels, noise * s, leave_one_out=True))) for s in (0.1, 1.0, 3.0)]
+    assert paper[2] < paper[0] - 0.3  # noise alone "explains" the labels
+    assert min(loo[1:]) > loo[0]  # but raises the leave-one-out loss

@@ -282,35 +282,31 @@ class TestBadInput:
         assert (resolved["epochs"], resolved["learning_rate"]) == (1, 0.01)
 
 
-def test_default_digits_example_runs_with_the_documented_defaults(tmp_path):
-    """`python scripts/train.py` with no data flags trains on scikit-learn's digits."""
-    out = tmp_path / "digits"
+def test_default_example_trains_on_the_synthetic_faces(tmp_path):
+    """`python scripts/train.py` with no data flags trains on the embedded synthetic faces."""
+    out = tmp_path / "faces"
+    flags = "--max-train-samples 1200 --epochs 3 --verbose 0"
     code = _script("train").main(
-        [
-            "--max-train-samples",
-            "300",
-            "--image-size",
-            "32",
-            "--epochs",
-            "2",
-            "--output",
-            str(out),
-            "--verbose",
-            "0",
-        ]
+        flags.split() + ["--tfds-dir", str(tmp_path / "tfds"), "--output", str(out)]
     )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dataset"] == "digits" and metrics["class_names"] == [str(d) for d in range(10)]
-    assert len(metrics["confusion_matrix"]) == 10
-    assert metrics["knn_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert metrics["dataset"] == "synthetic_faces"
+    assert metrics["class_names"][:3] == ["neutral", "happiness", "surprise"]
+    assert len(metrics["confusion_matrix"]) == 8
+    assert metrics["knn_accuracy"] > 0.5  # 8 classes: chance is 0.125
+
+
+def test_named_datasets_need_their_manual_download():
+    with pytest.raises(ValueError, match="manual download: pass data_dir"):
+        TrainConfig.from_dict({"dataset": "ferplus"})
 
 
 def test_digits_split_does_not_depend_on_the_training_seed():
     from keras_sgm.training import load_splits
 
-    a = load_splits(TrainConfig(seed=0, image_size=32))
-    b = load_splits(TrainConfig(seed=1, image_size=32))
+    a = load_splits(TrainConfig(dataset="digits", seed=0, image_size=32))
+    b = load_splits(TrainConfig(dataset="digits", seed=1, image_size=32))
     np.testing.assert_array_equal(a[2][0], b[2][0])  # the same test images
 
 

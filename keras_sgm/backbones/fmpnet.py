@@ -55,7 +55,9 @@ def fmpnet(
         for index, kernel_size in enumerate(kernels, 1):
             x = conv_relu(x, filters, kernel_size, name=f"stage{stage}_{index}")
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"stage{stage}_pool")(x)
-        x = keras.layers.BatchNormalization(name=f"stage{stage}_bn")(x)
+        # PyTorch-style momentum (0.1 there, 0.9 here): the moving statistics used
+        # at inference catch up within tens of steps, not hundreds.
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"stage{stage}_bn")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = dense_relu(x, units, "fc1", dropout=dropout, dropout_first=True)
     x = dense_relu(x, units, "fc2", dropout=dropout, dropout_first=True)
