@@ -327,3 +327,21 @@ def test_image_folder_reads_gray_alpha_and_16_bit_images(tmp_path):
     assert names == ["a", "b"] and images.shape == (4, 16, 16, 1)
     np.testing.assert_allclose(images[:2].mean(axis=(1, 2, 3)), 117 / 255, atol=1e-3)
     np.testing.assert_allclose(images[2:].mean(axis=(1, 2, 3)), 30000 / 65535, atol=3e-3)
+
+
+def test_train_script_reads_a_named_dataset_from_its_manual_download(tmp_path):
+    from tests.test_data_jaffe import write_fake_jaffe
+
+    manual = write_fake_jaffe(tmp_path / "manual")  # fake files in JAFFE's own format
+    out = tmp_path / "jaffe_run"
+    flags = "--dataset jaffe --epochs 1 --samples-per-class 2 --embedding-dim 8 --verbose 0"
+    code = _script("train").main(
+        flags.split()
+        + ["--data-dir", str(manual), "--tfds-dir", str(tmp_path / "tfds"), "--output", str(out)]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "jaffe" and len(metrics["class_names"]) == 8
+    assert metrics["classes"] == list(range(7))  # FER+ order; JAFFE has no contempt
+    assert len(metrics["confusion_matrix"]) == 7
+    assert (out / "figures" / "confusion.png").stat().st_size > 0
