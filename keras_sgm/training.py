@@ -226,7 +226,7 @@ def _check_counts(labels, names):
         raise ValueError("The training split holds fewer than two classes.")
 
 
-class EpochTimer(keras.callbacks.Callback):
+class _EpochTimer(keras.callbacks.Callback):
     """Records the wall-clock seconds of each training epoch in `seconds`."""
 
     def __init__(self):
@@ -355,7 +355,7 @@ def train(config, callbacks=()):
 
     model, embedder = build_models(config, train_split[0].shape[1:], names)
     data, val_data = training_data(config, train_split, val)
-    timer = EpochTimer()
+    timer = _EpochTimer()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
