@@ -313,20 +313,33 @@ def build_models(config, input_shape, class_names):
     return embedder, embedder
 
 
-def training_data(config, train, val):
-    """`(train_dataset, val_dataset_or_None)`: balanced batches, or shuffled ones for `ce`."""
+def finished_epochs(out):
+    """Epochs an interrupted run in `out` completed (Keras `BackupAndRestore`'s record), else 0."""
+    record = Path(out) / "backup" / "training_metadata.json"
+    return int(json.loads(record.read_text()).get("epoch", 0)) if record.is_file() else 0
+
+
+def training_data(config, train, val, start_epoch=0):
+    """`(train_dataset, val_dataset_or_None)`: balanced batches, or shuffled ones for `ce`.
+
+    `start_epoch` > 0 (a resumed run) derives a fresh seed, so the resumed
+    epochs do not replay the batch order of the run's first epochs.
+    """
     import tensorflow as tf
 
     from keras_sgm.data import ClassBalancedSampler
 
+    seed = config.seed
+    if start_epoch:
+        seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
     sampler = ClassBalancedSampler(
-        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=config.seed
+        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=seed
     )
     batch_size = sampler.batch_size
     if config.method == "ce":
         data = (
             tf.data.Dataset.from_tensor_slices(train)
-            .shuffle(len(train[1]), seed=config.seed, reshuffle_each_iteration=True)
+            .shuffle(len(train[1]), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
@@ -354,7 +367,8 @@ def train(config, callbacks=()):
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
     model, embedder = build_models(config, train_split[0].shape[1:], names)
-    data, val_data = training_data(config, train_split, val)
+    start = finished_epochs(out) if config.resume else 0
+    data, val_data = training_data(config, train_split, val, start_epoch=start)
     timer = _EpochTimer()
     fit_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sgm
-from keras_sgm.training import TrainConfig, train
+from keras_sgm.training import TrainConfig, load_splits, train
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -165,6 +165,15 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(_config(folder, out, epochs=4), callbacks=[Interrupt()])
     assert (out / "backup").is_dir() and not (out / "metrics.json").exists()
+    from keras_sgm.training import finished_epochs, training_data
+
+    assert finished_epochs(out) == 2
+    # the resumed epochs draw a new order instead of replaying the first epoch's
+    config = TrainConfig.from_dict(_config(folder, out))
+    split = load_splits(config)[0]
+    first = np.concatenate([x.numpy().ravel() for x, _ in training_data(config, split, None)[0]])
+    later = training_data(config, split, None, start_epoch=2)[0]
+    assert not np.array_equal(first, np.concatenate([x.numpy().ravel() for x, _ in later]))
     with pytest.raises(ValueError, match="interrupted run"):
         train(_config(folder, out, epochs=4))
     with pytest.raises(ValueError, match=r"different settings \(arch: 'fmpnet' -> 'cvgg13'\)"):
