@@ -56,6 +56,7 @@ class TrainConfig:
     dataset: str = "synthetic_faces"
     data_dir: str | None = None
     tfds_dir: str | None = None
+    dataset_config: str | None = None
     method: str = "sgm"
     arch: str = "fmpnet"
     epochs: int = 3
@@ -140,6 +141,10 @@ class TrainConfig:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
         if not (self.learning_rate > 0 and self.sigma > 0):
             raise ValueError("learning_rate and sigma must be positive.")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
+        if self.dataset_config and self.dataset in ("image_folder", "digits"):
+            raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
         return self
@@ -189,14 +194,17 @@ def _load_named(config):
     from keras_sgm.data import catalog
 
     stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
+    builder_config = config.dataset_config or f"{stored}px"
+    if config.dataset_config:
+        stored = int(config.dataset_config.split("px")[0])  # config names start with "<size>px"
 
     def split(name):
         images, labels, _ = catalog.load_split(
             config.dataset,
             name,
-            image_size=stored,
             manual_dir=config.data_dir,
             data_dir=config.tfds_dir,
+            config=builder_config,
         )
         if stored != config.image_size:
             import tensorflow as tf
@@ -208,7 +216,7 @@ def _load_named(config):
         return images, labels
 
     built = catalog.builder(
-        config.dataset, stored, manual_dir=config.data_dir, data_dir=config.tfds_dir
+        config.dataset, manual_dir=config.data_dir, data_dir=config.tfds_dir, config=builder_config
     )
     val = split("validation") if "validation" in built.info.splits else None
     return split("train"), val, split("test"), catalog.class_names(config.dataset)
@@ -240,7 +248,7 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-RESUMABLE_CHANGES = ("epochs", "verbose", "resume", "overwrite")
+RESUMABLE_CHANGES = ("epochs", "verbose", "resume", "overwrite", "output")
 """Settings a resumed run may change; any other difference is refused."""
 
 

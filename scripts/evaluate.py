@@ -30,8 +30,9 @@ def main(argv=None):
     parser.add_argument("--dataset", help="default: the dataset of the run (its config.json)")
     parser.add_argument("--data-dir")
     parser.add_argument("--output", default="runs/eval")
-    parser.add_argument("--knn-k", type=int, default=11)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tfds-dir", help="where TFDS keeps prepared datasets")
+    parser.add_argument("--knn-k", type=int, help="default: the run's, else 11")
+    parser.add_argument("--seed", type=int, help="default: the run's, else 0")
     args = parser.parse_args(argv)
 
     import keras
@@ -46,20 +47,28 @@ def main(argv=None):
         if not isinstance(model, keras_sgm.SGMModel):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a keras_sgm SGMModel.")
         height, width, channels = model.encoder.input_shape[1:]
-        config = TrainConfig.from_dict(
-            {
-                "dataset": args.dataset,
-                "data_dir": args.data_dir,
-                "image_size": height,
-                "channels": channels,
-                "seed": args.seed,
-                "knn_k": args.knn_k,
-            }
-        )
+        # The run's own settings (its config.json beside the model), then the flags given.
+        run = path.parent / "config.json"
+        values = json.loads(run.read_text()) if run.is_file() else {}
+        for key in ("output", "resume", "overwrite"):
+            values.pop(key, None)
+        if args.dataset and args.dataset != values.get("dataset"):
+            values = {"dataset": args.dataset}  # another dataset: none of the run's data settings
+        flags = {
+            "data_dir": args.data_dir,
+            "tfds_dir": args.tfds_dir,
+            "seed": args.seed,
+            "knn_k": args.knn_k,
+        }
+        values.update({k: v for k, v in flags.items() if v is not None})
+        values.update(image_size=height, channels=channels)
+        config = TrainConfig.from_dict(values)
         train, _, test, names = load_splits(config)
         model.fit_gaussians(train[0], train[1])
         out = Path(args.output)
-        metrics = evaluate_model(model, train, test, names, out, seed=args.seed, knn_k=args.knn_k)
+        metrics = evaluate_model(
+            model, train, test, names, out, seed=config.seed, knn_k=config.knn_k
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

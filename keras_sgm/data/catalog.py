@@ -50,8 +50,8 @@ def builder(name, image_size=48, manual_dir=None, data_dir=None, config=None):
     if name in MANUAL and manual_dir is None:
         module = importlib.import_module(BUILDERS[name])
         raise ValueError(
-            f"Dataset {name!r} must be downloaded by hand: pass its folder as data_dir "
-            f"(--data-dir). {_instructions(module)}"
+            f"Dataset {name!r} must be downloaded by hand: pass its folder as manual_dir "
+            f"(scripts/train.py: --data-dir). {_instructions(module)}"
         )
     config = config or f"{image_size}px"
     built = tfds.builder(name, config=config, data_dir=data_dir)
