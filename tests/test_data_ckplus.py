@@ -15,7 +15,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from keras_sgm.data._subject_builder import SubjectSplitConfig, read_image, split_by_subject
+from keras_sgm.data._builder import read_image
+from keras_sgm.data._subject_builder import SubjectSplitConfig, split_by_subject
 from keras_sgm.data.ckplus import CKPlus, list_ckplus, parse_emotion
 from keras_sgm.data.expressions import FERPLUS_CLASSES, SkipCounter
 

@@ -6,12 +6,8 @@ builder whose examples are image files of known subjects.
 """
 
 import dataclasses
-import io
 
-import numpy as np
-from etils import epath
-
-from keras_sgm.data._builder import ExpressionConfig, default_configs, tfds
+from keras_sgm.data._builder import ExpressionConfig, default_configs, read_image, tfds
 from keras_sgm.data.expressions import SkipCounter, class_index, gray_square, subject_split
 
 
@@ -106,40 +102,6 @@ def subject_split_configs(description, config_class=SubjectSplitConfig, folds=10
         for fold in range(folds)
     ]
     return configs
-
-
-def read_image(path):
-    """Decode an image file (PNG, TIFF, BMP, ...) into a uint8 array (HxW or HxWx3).
-
-    Args:
-        path: path of the image (str or `epath.Path`).
-
-    Returns:
-        a numpy uint8 array: gray images 2-D, everything else RGB. 16-bit and
-        float images are scaled so that their maximum becomes 255.
-
-    Raises:
-        ValueError: naming the file, when it cannot be read or decoded.
-
-    Example:
-    >>> import tempfile, numpy as np
-    >>> from PIL import Image
-    >>> path = epath.Path(tempfile.mkdtemp()) / "x.png"
-    >>> Image.fromarray(np.zeros((4, 6), "uint8")).save(path)
-    >>> read_image(path).shape
-    (4, 6)
-    """
-    from PIL import Image
-
-    path = epath.Path(path)
-    try:
-        with Image.open(io.BytesIO(path.read_bytes())) as image:
-            if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-                array = np.asarray(image, "float32")
-                return (array * (255.0 / max(float(array.max()), 1.0))).astype("uint8")
-            return np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
-    except Exception as error:  # noqa: BLE001 - every reader failure is reported alike
-        raise ValueError(f"Cannot read image {path}: {error}".strip()) from error
 
 
 def split_by_subject(records, config):

@@ -15,13 +15,12 @@ stored in `builder.info.metadata["skipped"]` (`{split: {reason: count}}`).
 """
 
 import csv
-import io
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from keras_sgm.data._builder import default_configs, expression_features
+from keras_sgm.data._builder import default_configs, expression_features, read_image
 from keras_sgm.data.expressions import SkipCounter, class_index, gray_square
 
 AFFECTNET_EXPRESSIONS = (
@@ -157,21 +156,6 @@ def _number(text, what, where, cast=float):
     return cast(value)
 
 
-def _load_image(path, where):
-    from PIL import Image
-
-    if not path.exists():
-        raise ValueError(f"{where}: image {path} not found.")
-    try:
-        with path.open("rb") as file:
-            data = file.read()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return np.asarray(image if image.mode == "L" else image.convert("RGB"))
-    except Exception as error:  # noqa: BLE001 - every decoder failure is reported alike
-        raise ValueError(f"{where}: cannot read image {path}: {error}") from error
-
-
 def read_affectnet(csv_path, image_dir, image_size=48, skips=None):
     """Yield `(row, example)` for the kept rows of an AffectNet csv file.
 
@@ -236,7 +220,7 @@ def read_affectnet(csv_path, image_dir, image_size=48, skips=None):
                 skips.add(NON_POSITIVE_BOX)
                 continue
             relative = field["subDirectory_filePath"].strip()
-            image = _load_image(image_dir / relative, where)
+            image = read_image(image_dir / relative, where)
             face = crop_face(image, x, y, width, height)
             if face is None:
                 skips.add(BOX_OUTSIDE)
