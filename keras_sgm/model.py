@@ -99,10 +99,8 @@ class SGMModel(keras.Model):
 
     def _gather(self, *values):
         """All-gather per-replica tensors along the batch axis (cross_replica)."""
-        import tensorflow as tf
-
-        context = tf.distribute.get_replica_context()
-        if not self.cross_replica or context is None or context.num_replicas_in_sync == 1:
+        context = _multi_replica_context()
+        if not self.cross_replica or context is None:
             return values
         return tuple(None if v is None else context.all_gather(v, axis=0) for v in values)
 
@@ -335,12 +333,20 @@ class SGMModel(keras.Model):
         super().load_own_variables({k: store[k] for k in keys if k not in _GAUSSIAN_KEYS})
 
 
+def _multi_replica_context():
+    """The `tf.distribute` replica context when several replicas run in sync, else None."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
+
+
 def _all_replicas(flag):
     """True only if `flag` holds on every replica (a no-op outside tf.distribute)."""
     import tensorflow as tf
 
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
+    context = _multi_replica_context()
+    if context is None:
         return flag
     failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - ops.cast(flag, "float32"))
     return ops.equal(failures, 0.0)
