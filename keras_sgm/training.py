@@ -194,18 +194,17 @@ def _load_named(config):
     from keras_sgm.data import catalog
 
     stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
-    builder_config = config.dataset_config or f"{stored}px"
-    if config.dataset_config:
-        stored = int(config.dataset_config.split("px")[0])  # config names start with "<size>px"
+    built = catalog.builder(
+        config.dataset,
+        stored,
+        manual_dir=config.data_dir,
+        data_dir=config.tfds_dir,
+        config=config.dataset_config,
+    )
+    stored = built.builder_config.image_size
 
     def split(name):
-        images, labels, _ = catalog.load_split(
-            config.dataset,
-            name,
-            manual_dir=config.data_dir,
-            data_dir=config.tfds_dir,
-            config=builder_config,
-        )
+        images, labels, _ = catalog.split_arrays(built, name)
         if stored != config.image_size:
             import tensorflow as tf
 
@@ -215,9 +214,6 @@ def _load_named(config):
             images = np.repeat(images, 3, axis=-1)
         return images, labels
 
-    built = catalog.builder(
-        config.dataset, manual_dir=config.data_dir, data_dir=config.tfds_dir, config=builder_config
-    )
     val = split("validation") if "validation" in built.info.splits else None
     return split("train"), val, split("test"), catalog.class_names(config.dataset)
 

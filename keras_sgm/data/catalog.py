@@ -71,23 +71,27 @@ def _instructions(module):
 
 
 def load_split(name, split, image_size=48, manual_dir=None, data_dir=None, config=None):
-    """One split of a named dataset as arrays.
+    """One split of a named dataset as arrays (prepares the builder first).
 
     Returns:
         `(images [n, size, size, 1] float32 in [0, 1], labels [n] int64, extras)`
         where `extras` maps every other feature (votes, subject, ...) to an array.
     """
-    built = builder(name, image_size, manual_dir, data_dir, config)
+    return split_arrays(builder(name, image_size, manual_dir, data_dir, config), split)
+
+
+def split_arrays(built, split):
+    """One split of a prepared builder as arrays; see `load_split`."""
     if split not in built.info.splits:
         raise ValueError(
-            f"Dataset {name!r} has no split {split!r}; it has {list(built.info.splits)}."
+            f"Dataset {built.name!r} has no split {split!r}; it has {list(built.info.splits)}."
         )
     columns = {}
     for example in built.as_dataset(split=split).as_numpy_iterator():
         for key, value in example.items():
             columns.setdefault(key, []).append(value)
     if not columns:
-        raise ValueError(f"Split {split!r} of dataset {name!r} is empty.")
+        raise ValueError(f"Split {split!r} of dataset {built.name!r} is empty.")
     images = np.stack(columns.pop("image")).astype("float32") / 255.0
     labels = np.asarray(columns.pop("label"), "int64")
     extras = {key: np.asarray(values) for key, values in columns.items()}
