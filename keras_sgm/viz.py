@@ -272,3 +272,178 @@ def plot_confusion_matrix(matrix, class_names, path):
     axes.set_ylabel("true")
     axes.set_title("Confusion matrix")
     return _save(figure, path)
+
+
+_TILE = 0.7
+"""Inches a side of one thumbnail in `plot_group_grid`."""
+
+_SHEET_TILE = 1.5
+"""Inches a side of one image in `plot_contact_sheet`."""
+
+
+def _as_images(images):
+    """Images as float32 `[n, h, w, c]` (c = 1 or 3) clipped to [0, 1]; ValueError otherwise."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or 0 in images.shape:
+        raise ValueError(
+            "images must have shape [n, h, w], [n, h, w, 1] or [n, h, w, 3] with n > 0; "
+            f"received shape {images.shape}."
+        )
+    bad = ~np.isfinite(images).reshape(images.shape[0], -1).all(axis=1)
+    if bad.any():
+        raise ValueError(f"image {int(np.flatnonzero(bad)[0])} contains NaN or inf.")
+    return np.clip(images, 0.0, 1.0)
+
+
+def _show(axes, image, **kwargs):
+    """Draw one `[h, w, c]` image in [0, 1] without ticks."""
+    if image.shape[-1] == 1:
+        axes.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0, **kwargs)
+    else:
+        axes.imshow(image, **kwargs)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def _group_tiles(group, n, top_k):
+    """Indices to draw for a group: its medoid, then its other members nearest first."""
+    medoid = int(group.medoid)
+    tiles = [medoid] + [int(i) for i in group.members if int(i) != medoid][: top_k - 1]
+    outside = [i for i in tiles if not 0 <= i < n]
+    if outside:
+        raise ValueError(f"group with medoid {medoid} names image {outside[0]}, outside [0, {n}).")
+    return tiles
+
+
+def plot_group_grid(images, groups, path, top_k=16, class_names=None, max_groups=None):
+    """One row per group: its Top-k images, medoid first and outlined (the paper's Figure 8).
+
+    Args:
+        images: float array `[n, h, w]`, `[n, h, w, 1]` or `[n, h, w, 3]` in
+            [0, 1], the images the groups' indices point into.
+        groups: sequence of `keras_sgm.dgms.groups.Group` (from `find_groups`);
+            each row shows the group's medoid and then its other members in
+            the group's order (nearest to the medoid first), `top_k` at most.
+        path: str or path-like, the PNG to write, `70 top_k + 30` pixels wide
+            and `100 g + 20` high for `g` groups shown.
+        top_k: positive int, default 16 (the paper's): images per row.
+        class_names: optional names of the groups' labels: a sequence indexed
+            by the (integer) class id, or a dict `{class id: name}`.
+        max_groups: optional positive int: show only the first this many
+            groups.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, numpy as np, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> from keras_sgm.dgms.groups import find_groups
+    >>> images = np.random.default_rng(0).uniform(size=(12, 8, 8, 1))
+    >>> groups = find_groups(images.reshape(12, -1), n_groups=2, labels=[0, 1] * 6)
+    >>> out = plot_group_grid(images, groups, pathlib.Path(tempfile.mkdtemp()) / "groups.png",
+    ...                       top_k=4, class_names=["neutral", "happiness"])
+    >>> out.stat().st_size > 0
+    True
+
+    Reference:
+        Deep Metric Structured Learning For Facial Expression Recognition,
+        section 4.2.3 and Figure 8 (the Top-16 of groups of happiness).
+    """
+    images = _as_images(images)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer; received {top_k!r}.")
+    groups = list(groups)
+    if max_groups is not None:
+        if isinstance(max_groups, bool) or not isinstance(max_groups, (int, np.integer)):
+            raise ValueError(f"max_groups must be a positive integer; received {max_groups!r}.")
+        if max_groups < 1:
+            raise ValueError(f"max_groups must be a positive integer; received {max_groups!r}.")
+        groups = groups[:max_groups]
+    if not groups:
+        raise ValueError("groups is empty; expected at least one group.")
+    n, h, w, c = images.shape
+    rows = [_group_tiles(group, n, top_k) for group in groups]
+    pad = max(1, w // 8)
+    width = top_k * w + (top_k - 1) * pad
+
+    figure = _figure(_TILE * top_k + 0.3, (_TILE + 0.3) * len(groups) + 0.2)
+    from matplotlib.patches import Rectangle  # importable once _figure succeeded
+
+    for row, (group, tiles) in enumerate(zip(groups, rows)):
+        mosaic = np.ones((h, width, c), np.float32)
+        for j, index in enumerate(tiles):
+            mosaic[:, j * (w + pad) : j * (w + pad) + w] = images[index]
+        axes = figure.add_subplot(len(groups), 1, row + 1)
+        _show(axes, mosaic)
+        for spine in axes.spines.values():
+            spine.set_visible(False)
+        axes.add_patch(
+            Rectangle(
+                (-0.5, -0.5), w, h, fill=False, edgecolor="tab:red", linewidth=2.5, clip_on=False
+            )
+        )
+        size = len(group.members)
+        name = "" if group.label is None else f"{_class_name(class_names, group.label)}: "
+        axes.set_title(
+            f"{name}group {row + 1}, {size} image{'s' if size != 1 else ''}",
+            loc="left",
+            fontsize="small",
+        )
+    return _save(figure, path)
+
+
+def _short(title, limit=20):
+    """`title`, shortened to `limit` characters by an ellipsis in the middle where longer."""
+    if len(title) <= limit:
+        return title
+    head = limit // 2 - 1
+    return f"{title[:head]}...{title[-(limit - head - 3) :]}"
+
+
+def plot_contact_sheet(images, path, titles=None, columns=None):
+    """A grid of images, e.g. the ones chosen to summarize an album.
+
+    Args:
+        images: float array `[n, h, w]`, `[n, h, w, 1]` or `[n, h, w, 3]` in
+            [0, 1], drawn left to right, top to bottom.
+        path: str or path-like, the PNG to write: `150 columns + 20` pixels
+            wide, `150 rows + 20` high (`180 rows + 20` with titles).
+        titles: optional `n` strings (e.g. file names) written above the
+            images; long ones are shortened in the middle.
+        columns: optional positive int, default `ceil(sqrt(n))`.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, numpy as np, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> images = np.random.default_rng(0).uniform(size=(5, 8, 8, 3))
+    >>> out = plot_contact_sheet(images, pathlib.Path(tempfile.mkdtemp()) / "sheet.png",
+    ...                          titles=[f"photo_{i}.jpg" for i in range(5)])
+    >>> out.suffix
+    '.png'
+    """
+    images = _as_images(images)
+    n = images.shape[0]
+    if titles is not None:
+        titles = [str(t) for t in titles]
+        if len(titles) != n:
+            raise ValueError(f"titles has {len(titles)} entries for {n} images; pass one each.")
+    if columns is None:
+        columns = int(np.ceil(np.sqrt(n)))
+    elif isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise ValueError(f"columns must be a positive integer; received {columns!r}.")
+    columns = int(min(columns, n))
+    rows = int(np.ceil(n / columns))
+    title_room = 0.3 if titles is not None else 0.0
+    figure = _figure(_SHEET_TILE * columns + 0.2, (_SHEET_TILE + title_room) * rows + 0.2)
+    for i in range(n):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        _show(axes, images[i])
+        if titles is not None:
+            axes.set_title(_short(titles[i]), fontsize="small")
+    return _save(figure, path)

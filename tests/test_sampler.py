@@ -181,3 +181,48 @@ def test_relabel_during_an_endless_stream_never_mixes_labellings():
         assert old or new
         new_batches += new
     assert new_batches > 0
+
+
+class TestFixedLengthEpochs:
+    def test_steps_fixes_the_length_and_keeps_every_batch_balanced(self):
+        images, labels = _data()
+        sampler = ClassBalancedSampler(images, labels, samples_per_class=5, seed=3)
+        natural = sampler.steps_per_epoch
+        for steps in (natural - 3, natural, 2 * natural + 1):
+            dataset = sampler.dataset(steps=steps)
+            assert int(dataset.cardinality()) == steps
+            batches = _epoch(dataset)
+            assert len(batches) == steps
+            for index, y in batches:
+                np.testing.assert_array_equal(labels[index], y)
+                assert sorted(np.unique(y, return_counts=True)[1].tolist()) == [5] * 4
+        # Long enough epochs chain fresh plans: every example is drawn, and the
+        # second plan is not a replay of the first.
+        drawn = np.concatenate([index for index, _ in _epoch(sampler.dataset(steps=2 * natural))])
+        assert set(drawn.tolist()) == set(range(len(labels)))
+        first, second = drawn[: natural * 20], drawn[natural * 20 :]
+        assert not np.array_equal(first, second)
+
+    def test_relabel_keeps_the_length_and_is_followed_by_the_next_epoch(self):
+        images, labels = _data()
+        sampler = ClassBalancedSampler(
+            images, labels, samples_per_class=2, classes_per_batch=3, seed=0
+        )
+        steps = sampler.steps_per_epoch
+        dataset = sampler.dataset(steps=steps)
+        _epoch(dataset)
+        split = labels * 2 + (np.arange(len(labels)) % 2)  # every class in two halves
+        with pytest.warns(UserWarning, match="batches"):
+            sampler.relabel(split)
+        batches = _epoch(dataset)  # the same dataset object, iterated again
+        assert len(batches) == steps
+        for index, y in batches:
+            np.testing.assert_array_equal(split[index], y)
+            assert np.unique(y, return_counts=True)[1].tolist() == [2, 2, 2]
+
+    @pytest.mark.parametrize("steps", [0, -1, 2.5, True])
+    def test_bad_steps(self, steps):
+        images, labels = _data()
+        sampler = ClassBalancedSampler(images, labels, samples_per_class=5)
+        with pytest.raises(ValueError, match="steps"):
+            sampler.dataset(steps=steps)

@@ -27,6 +27,11 @@ import numpy as np
 
 from keras_sgm.losses import MAX_EXACT_LABEL
 
+_MAX_PLANS = 2**31
+"""Bound on the plans one fixed-length epoch may chain (never reached in practice)."""
+_SEED_STRIDE = 1_000_003
+"""Seed offset between chained plans of one fixed-length epoch."""
+
 
 def _tf():
     import tensorflow as tf
@@ -191,6 +196,13 @@ class ClassBalancedSampler:
         self._images = tf.convert_to_tensor(images)
         self._targets = None if targets is None else tf.convert_to_tensor(targets)
         self._labels = tf.Variable(labels, trainable=False, name="balanced_labels", dtype=tf.int64)
+        # True once dataset() made epochs whose length follows the labels.
+        self.made_label_sized_dataset = False
+
+    @property
+    def images(self):
+        """The examples, a tensor `[n, ...]` (held once, shared by every dataset)."""
+        return self._images
 
     # ----------------------------------------------------------------- labels
     @property
@@ -296,7 +308,7 @@ class ClassBalancedSampler:
         index = tf.reshape(index, tf.stack([rounds * batches_per_round, per_batch, s]))
         return tf.reshape(tf.transpose(index, [0, 2, 1]), tf.stack([-1, per_batch * s]))
 
-    def dataset(self, repeat=False):
+    def dataset(self, repeat=False, steps=None):
         """The `tf.data.Dataset` of `(images, labels)` batches (or `(images, targets)`).
 
         Args:
@@ -309,6 +321,14 @@ class ClassBalancedSampler:
                 stream (use `steps_per_epoch`); a label change then takes
                 effect from the next epoch the stream plans (epochs already
                 planned or prefetched keep their labels, still balanced).
+            steps: optional int, a fixed number of batches per epoch whatever
+                the labels. Each epoch takes one snapshot of the labels and
+                draws `steps` batches from it: plans with fresh seeds follow
+                one another until `steps` are reached (so every example is
+                drawn when `steps >= steps_per_epoch`). This is what training
+                through label changes in one `fit` needs (DGMS's
+                `SubclassSplitter`): Keras fixes an epoch's length when `fit`
+                starts, and a relabel changes `steps_per_epoch`.
         """
         tf = _tf()
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
@@ -316,12 +336,27 @@ class ClassBalancedSampler:
             seeds = seeds.take(1)
         images, targets = self._images, self._targets
 
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+            raise ValueError(f"steps must be a positive int or None; received {steps!r}.")
+        if steps is None and not repeat:
+            self.made_label_sized_dataset = True
+
+        def batches_of(labels):
+            def plan(seed):
+                plan = self.epoch_plan(seed, labels)
+                return tf.data.Dataset.from_tensor_slices((plan, tf.gather(labels, plan)))
+
+            return plan
+
         def epoch(seed):
             # One snapshot of the labels both plans the epoch and labels its
             # batches, so a relabel mid-stream can never mix two labellings.
             labels = self._labels.read_value()
-            plan = self.epoch_plan(seed, labels)
-            return tf.data.Dataset.from_tensor_slices((plan, tf.gather(labels, plan)))
+            if steps is None:
+                return batches_of(labels)(seed)
+            follow_on = tf.data.Dataset.range(1, _MAX_PLANS).map(lambda i: seed + i * _SEED_STRIDE)
+            plans = tf.data.Dataset.from_tensors(seed).concatenate(follow_on)
+            return plans.flat_map(batches_of(labels)).take(steps)
 
         def gather(index, labels):
             y = labels if targets is None else tf.gather(targets, index)
@@ -332,7 +367,8 @@ class ClassBalancedSampler:
         batches = plans.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
         if not repeat:
             # Known length: Keras shows progress and never meets an unexpected end.
-            batches = batches.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
+            length = self.steps_per_epoch if steps is None else int(steps)
+            batches = batches.apply(tf.data.experimental.assert_cardinality(length))
         return batches.prefetch(tf.data.AUTOTUNE)
 
 

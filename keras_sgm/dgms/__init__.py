@@ -1,0 +1,37 @@
+"""DGMS: Deep Gaussian Mixture Sub-spaces (paper sections 3.2 and 4.2.3).
+
+- `SubclassSplitter`: the Keras callback that splits classes into
+  sub-classes during training; `split_classes` does one split.
+- `find_groups`: EM (or k-means) groups of any embeddings, each with its
+  medoid and Top-k members (paper Fig. 8), per class or overall.
+- `summarize_album` / `summarize_embeddings`: K representative images of an
+  album (the medoids of K groups); `load_album` reads a folder of photos.
+"""
+
+from keras_sgm.dgms.album import Album, load_album, summarize_album, summarize_embeddings
+from keras_sgm.dgms.callback import (
+    REPRESENTATIONS,
+    SubclassSplitter,
+    feature_extractor,
+    representation,
+)
+from keras_sgm.dgms.groups import Group, find_groups, medoid_index, top_k_members
+from keras_sgm.dgms.split import Split, cluster, split_classes
+
+__all__ = [
+    "REPRESENTATIONS",
+    "Album",
+    "Group",
+    "Split",
+    "SubclassSplitter",
+    "cluster",
+    "feature_extractor",
+    "find_groups",
+    "load_album",
+    "medoid_index",
+    "representation",
+    "split_classes",
+    "summarize_album",
+    "summarize_embeddings",
+    "top_k_members",
+]

@@ -1,0 +1,338 @@
+"""`SubclassSplitter`: the DGMS training schedule as a Keras callback.
+
+Every `every` epochs, up to `levels` times, the callback computes a
+representation of the training images, splits each current (sub-)class by
+clustering it (`keras_sgm.dgms.split_classes`), and relabels the
+`ClassBalancedSampler`, so the next epoch trains on the sub-classes. The
+images are never reloaded. The sub-class -> class map is kept, and at the end
+of training the model's Gaussians are fitted on the sub-classes with that map,
+so `SGMModel.predict_proba` still reports the original classes.
+
+What is clustered matters (the "collapse trap"): SGMLoss pulls each class
+towards a single Gaussian, so the trained embedding tends to lose the
+sub-groups that DGMS is meant to find. `representation="features"` (the
+default) clusters the backbone's features before the embedding head, which
+keep more of them; `"embedding"` clusters the embedding, as the paper
+describes; `"pixels"` clusters the raw inputs. `scripts/dgms_study.py`
+measures the three against known hidden sub-groups.
+"""
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_sgm.dgms.split import METHODS, split_classes
+
+logger = logging.getLogger(__name__)
+
+REPRESENTATIONS = ("features", "embedding", "pixels")
+
+
+def feature_extractor(model):
+    """A Keras model giving the input of the encoder's embedding head.
+
+    The head is the layer named `"embedding"` (every `keras_sgm.backbones`
+    model has one), else the encoder's last layer.
+
+    Args:
+        model: an `SGMModel`, or a functional/sequential encoder.
+    """
+    encoder = getattr(model, "encoder", model)
+    names = [layer.name for layer in encoder.layers]
+    head = encoder.get_layer("embedding") if "embedding" in names else encoder.layers[-1]
+    return keras.Model(encoder.inputs, head.input, name=f"{encoder.name}_features")
+
+
+def representation(model, images, kind="features", batch_size=256):
+    """The `[n, dim]` float32 representation of `images` that a split clusters.
+
+    Args:
+        model: the model being trained (`SGMModel` or encoder).
+        images: array or tensor `[n, ...]`.
+        kind: `"features"` (before the embedding head), `"embedding"` (the
+            model's output) or `"pixels"` (the flattened inputs).
+        batch_size: int, default 256.
+    """
+    if kind == "pixels":
+        values = np.asarray(images, "float32")
+        return values.reshape(values.shape[0], -1)
+    if kind == "embedding":
+        return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), "float32")
+    if kind == "features":
+        extractor = feature_extractor(model)
+        values = np.asarray(extractor.predict(images, batch_size=batch_size, verbose=0), "float32")
+        return values.reshape(values.shape[0], -1)
+    raise ValueError(f"Unknown representation {kind!r}; choose one of {list(REPRESENTATIONS)}.")
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class SubclassSplitter(keras.callbacks.Callback):
+    """Split classes into sub-classes every few epochs (DGMS, paper section 3.2).
+
+    Train on a fixed-length dataset of the same sampler, since each split
+    changes the number of (sub-)classes and Keras fixes an epoch's length when
+    `fit` starts: `sampler.dataset(steps=sampler.steps_per_epoch)`.
+
+    Args:
+        sampler: the `ClassBalancedSampler` the model trains on; it is
+            relabelled in place.
+        every: int, default 1; epochs per phase (a split at the end of epochs
+            `every`, `2 * every`, ...).
+        clusters: int >= 2, default 2; groups each (sub-)class is split into.
+        levels: int, default 1; the number of splits (the paper's L).
+        max_subclasses: optional int; the most sub-classes one original
+            class may reach (the paper uses 5 for FER+). Its largest
+            sub-classes are split first.
+        min_size: optional int; the smallest sub-class allowed. Defaults to
+            the sampler's `samples_per_class`, so every sub-class fills its
+            share of a batch without repeats.
+        representation: `"features"` (default), `"embedding"` or `"pixels"`;
+            see the module docstring.
+        method: `"kmeans"` (default) or `"em"` (Gaussian mixture by EM).
+        seed: int, default 0.
+        state_path: optional path of a JSON file where the state (level,
+            labels, sub-class map, history) is written after each split and
+            read back at the start of training, so a resumed run keeps its
+            DGMS phase.
+        fit_gaussians: bool, default True; at the end of training, fit the
+            model's Gaussians (an `SGMModel`'s) on the sub-classes with the
+            sub-class -> class map.
+        batch_size: int, default 256; for computing representations.
+        verbose: int, default 1; 1 prints one line per split.
+
+    Attributes:
+        labels: int64 `[n]`, the current sub-class of every training example
+            (the original labels until the first split; contiguous ids from
+            0 after it).
+        class_of: int64 `[m]`, original class of each sub-class id (None
+            before the first split); `class_map` gives it as a dict.
+        level: int, splits done.
+        history: list of dicts, one per split (epoch, sub-classes, per-class
+            counts, decisions, seconds).
+
+    Example:
+    >>> import keras, numpy as np, keras_sgm
+    >>> from keras_sgm.data import ClassBalancedSampler
+    >>> from keras_sgm.dgms import SubclassSplitter
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(m, 0.1, (20, 2)) for m in (0, 3, 6, 9)]).astype("float32")
+    >>> y = np.repeat([0, 0, 1, 1], 20)  # each class hides two blobs
+    >>> sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
+    >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="embedding")])
+    >>> model = keras_sgm.SGMModel(encoder)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> splitter = SubclassSplitter(sampler, representation="pixels", verbose=0)
+    >>> data = sampler.dataset(steps=sampler.steps_per_epoch)
+    >>> _ = model.fit(data, epochs=2, callbacks=[splitter], verbose=0)
+    >>> splitter.class_of.tolist(), model.predict_proba(x).shape
+    ([0, 0, 1, 1], (80, 2))
+    """
+
+    def __init__(
+        self,
+        sampler,
+        every=1,
+        clusters=2,
+        levels=1,
+        max_subclasses=None,
+        min_size=None,
+        representation="features",
+        method="kmeans",
+        seed=0,
+        state_path=None,
+        fit_gaussians=True,
+        batch_size=256,
+        verbose=1,
+    ):
+        super().__init__()
+        for name, value, low in (
+            ("every", every, 1),
+            ("clusters", clusters, 2),
+            ("levels", levels, 0),
+        ):
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"{name} must be an int >= {low}; received {value!r}.")
+        if max_subclasses is not None and (
+            int(max_subclasses) != max_subclasses or max_subclasses < 1
+        ):
+            raise ValueError(f"max_subclasses must be a positive int; received {max_subclasses!r}.")
+        if representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"Unknown representation {representation!r}; choose one of {list(REPRESENTATIONS)}."
+            )
+        if method not in METHODS:
+            raise ValueError(f"Unknown method {method!r}; choose one of {list(METHODS)}.")
+        self.sampler = sampler
+        self.every, self.clusters, self.levels = int(every), int(clusters), int(levels)
+        self.max_subclasses = None if max_subclasses is None else int(max_subclasses)
+        self.min_size = int(min_size or sampler.samples_per_class)
+        self.representation = representation
+        self.method = method
+        self.seed = int(seed)
+        self.state_path = None if state_path is None else Path(state_path)
+        self.fit_gaussians = bool(fit_gaussians)
+        self.batch_size = int(batch_size)
+        self.verbose = int(verbose)
+        self.original = sampler.labels.numpy().copy()
+        self.labels = self.original.copy()
+        self.class_of = None  # before the first split every label is its own class
+        self.level = 0
+        self.history = []
+
+    def get_config(self):
+        raise NotImplementedError(
+            "SubclassSplitter holds a sampler and is not serializable; make a new one."
+        )
+
+    # ------------------------------------------------------------------ state
+    @property
+    def class_map(self):
+        """Dict sub-class id -> original class id (for `SGMModel.fit_gaussians`)."""
+        if self.class_of is None:
+            return {int(c): int(c) for c in np.unique(self.labels)}
+        return {i: int(c) for i, c in enumerate(self.class_of)}
+
+    @property
+    def num_subclasses(self):
+        return len(self.class_map)
+
+    def _name(self, label):
+        if self.class_of is None:
+            return f"class {label}"
+        return f"sub-class {label} (class {self.class_of[label]})"
+
+    def _relabel_sampler(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the length change is expected
+            self.sampler.relabel(self.labels)
+
+    def _write_state(self):
+        if self.state_path is None:
+            return
+        state = {
+            "level": self.level,
+            "labels": self.labels.tolist(),
+            "class_of": None if self.class_of is None else self.class_of.tolist(),
+            "original": self.original.tolist(),
+            "history": self.history,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.state_path)
+
+    def _read_state(self):
+        state = json.loads(self.state_path.read_text())
+        original = np.asarray(state["original"], "int64")
+        if original.shape != self.original.shape or not np.array_equal(original, self.original):
+            raise ValueError(
+                f"{self.state_path} belongs to other training labels ({original.shape[0]} "
+                f"examples, here {self.original.shape[0]}); remove it or use another state_path."
+            )
+        self.level = int(state["level"])
+        self.labels = np.asarray(state["labels"], "int64")
+        self.class_of = (
+            None if state["class_of"] is None else np.asarray(state["class_of"], "int64")
+        )
+        self.history = list(state["history"])
+        self._relabel_sampler()
+
+    # -------------------------------------------------------------- callbacks
+    def on_train_begin(self, logs=None):
+        if self.sampler.made_label_sized_dataset:
+            warnings.warn(
+                "SubclassSplitter: this sampler has made a dataset whose length follows the "
+                "labels; a split changes that length. Train on "
+                "sampler.dataset(steps=sampler.steps_per_epoch).",
+                stacklevel=2,
+            )
+        if self.state_path is not None and self.state_path.is_file():
+            self._read_state()
+            if self.verbose:
+                print(
+                    f"SubclassSplitter: resumed at level {self.level}, "
+                    f"{self.num_subclasses} sub-classes."
+                )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.level < self.levels and (epoch + 1) % self.every == 0:
+            self.split(epoch)
+
+    def on_train_end(self, logs=None):
+        if self.fit_gaussians and hasattr(self.model, "fit_gaussians"):
+            self.model.fit_gaussians(
+                self.sampler.images,
+                self.labels,
+                batch_size=self.batch_size,
+                class_map=self.class_map,
+            )
+
+    # ------------------------------------------------------------------ split
+    def _budgets(self):
+        """Clusters asked for each current sub-class, honouring `max_subclasses`."""
+        if self.max_subclasses is None:
+            return None
+        ids = np.array(sorted(self.class_map))
+        classes = np.array([self.class_map[i] for i in ids])
+        sizes = np.array([np.sum(self.labels == i) for i in ids])
+        budgets = {}
+        for c in np.unique(classes):
+            subs = np.flatnonzero(classes == c)
+            room = self.max_subclasses - len(subs)
+            for s in ids[subs[np.argsort(-sizes[subs], kind="stable")]]:
+                k = min(self.clusters, room + 1)
+                if k >= 2:
+                    budgets[int(s)] = k
+                    room -= k - 1
+        return budgets
+
+    def split(self, epoch=None):
+        """Split the current sub-classes once and relabel the sampler; returns the history entry."""
+        start = time.perf_counter()
+        features = representation(
+            self.model, self.sampler.images, self.representation, self.batch_size
+        )
+        budgets = self._budgets()
+        result = split_classes(
+            features,
+            self.labels,
+            clusters=self.clusters,
+            min_size=self.min_size,
+            method=self.method,
+            seed=self.seed + self.level,
+            budgets=budgets,
+            name=self._name,
+        )
+        before = self.num_subclasses
+        self.labels = result.labels
+        # Before the first split the parents are the original classes themselves.
+        self.class_of = result.parent if self.class_of is None else self.class_of[result.parent]
+        self.level += 1
+        self._relabel_sampler()
+        counts = {int(c): int(np.sum(self.class_of == c)) for c in np.unique(self.class_of)}
+        entry = {
+            "level": self.level,
+            "epoch": None if epoch is None else int(epoch) + 1,
+            "subclasses": self.num_subclasses,
+            "subclasses_per_class": counts,
+            "decisions": list(result.decisions),
+            "representation": self.representation,
+            "method": self.method,
+            "seconds": time.perf_counter() - start,
+        }
+        self.history.append(entry)
+        for note in result.decisions:
+            logger.info("SubclassSplitter level %d: %s", self.level, note)
+        if self.verbose:
+            print(
+                f"\nSubclassSplitter level {self.level}: {before} -> {self.num_subclasses} "
+                f"sub-classes ({self.representation}, {self.method}, {entry['seconds']:.1f} s)"
+                + "".join(f"\n  {note}" for note in result.decisions)
+            )
+        self._write_state()
+        return entry

@@ -1,0 +1,207 @@
+"""Sub-class splitting, the step DGMS repeats (paper section 3.2, Algorithm 2).
+
+Each current (sub-)class is clustered into `clusters` groups on some
+representation of its examples, and every example is relabelled with its
+group. The new ids are contiguous, and `Split.parent` maps each one to the
+(sub-)class it came from, so a chain of splits always leads back to the
+original class.
+
+No sub-class is smaller than `min_size`: the members of a smaller group (an
+outlier, say) join the nearest remaining group. A class is kept whole - never
+dropped, never half-relabelled - when fewer than two groups remain, when it has
+too few examples, or when all its representations are equal. Each such
+decision is recorded, in words, in `Split.decisions`.
+"""
+
+import dataclasses
+
+import numpy as np
+
+METHODS = ("kmeans", "em")
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """The result of one splitting step.
+
+    Attributes:
+        labels: int64 `[n]`, the new (sub-)class id of every example,
+            contiguous from 0.
+        parent: int64 `[m]`, `parent[i]` is the id (before the split) of the
+            class that new id `i` came from.
+        decisions: tuple of strings, one per class kept whole, saying why.
+    """
+
+    labels: np.ndarray
+    parent: np.ndarray
+    decisions: tuple = ()
+
+    @property
+    def num_classes(self):
+        return len(self.parent)
+
+
+def cluster(features, k, method="kmeans", seed=0):
+    """Cluster ids `[n]` in `[0, k)` of `features` by k-means or EM.
+
+    Args:
+        features: float array `[n, dim]`.
+        k: int, the number of groups asked for.
+        method: `"kmeans"` (scikit-learn, 10 initialisations) or `"em"`
+            (a spherical Gaussian mixture fitted by EM, the paper's choice
+            for its groups).
+        seed: int, the random state.
+
+    Returns:
+        int64 array `[n]`; some ids may be unused when the data hold fewer
+        than `k` groups.
+    """
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        model = KMeans(n_clusters=k, n_init=10, random_state=seed)
+    elif method == "em":
+        from sklearn.mixture import GaussianMixture
+
+        model = GaussianMixture(
+            n_components=k, covariance_type="spherical", n_init=2, random_state=seed
+        )
+    else:
+        raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(METHODS)}.")
+    return model.fit_predict(features).astype("int64")
+
+
+def split_classes(
+    features,
+    labels,
+    clusters=2,
+    min_size=1,
+    method="kmeans",
+    seed=0,
+    budgets=None,
+    name=None,
+):
+    """Split every class into up to `clusters` sub-classes of its features.
+
+    Args:
+        features: float array `[n, dim]`, the representation to cluster.
+        labels: int array `[n]`, the current (sub-)class ids.
+        clusters: int >= 2, groups asked for per class.
+        min_size: int >= 1, the smallest sub-class allowed (e.g. the
+            sampler's `samples_per_class`, so that each sub-class fills its
+            share of a batch without repeats). The members of a smaller group
+            join the nearest other group; a class is kept whole when fewer
+            than two groups remain.
+        method: `"kmeans"` or `"em"` (see `cluster`).
+        seed: int, default 0.
+        budgets: optional dict class id -> groups asked for that class
+            (at most `clusters`); classes missing from it, or given fewer
+            than 2, are kept whole without a recorded decision (e.g. classes
+            that already have as many sub-classes as wanted).
+        name: optional callable, class id -> how decisions name it
+            (default `"class <id>"`).
+
+    Returns:
+        A `Split`.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.1], [5.0], [5.1], [9.0], [9.1]])
+    >>> s = split_classes(x, np.array([7, 7, 7, 7, 3, 3]), clusters=2, min_size=2)
+    >>> s.labels.tolist(), s.parent.tolist()
+    ([1, 1, 2, 2, 0, 0], [3, 7, 7])
+    >>> s.decisions
+    ('class 3: 2 examples, too few for 2 sub-classes of at least 2; kept whole',)
+    """
+    features = np.asarray(features, "float64")
+    labels = np.asarray(labels).reshape(-1)
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"features must be [n, dim] with one row per label; received shape "
+            f"{features.shape} for {labels.shape[0]} labels."
+        )
+    bad = np.flatnonzero(~np.all(np.isfinite(features), axis=1))
+    if bad.size:
+        raise ValueError(
+            f"The features of {bad.size} examples are not finite (first: row {int(bad[0])}); "
+            "cannot cluster them."
+        )
+    if isinstance(clusters, bool) or int(clusters) != clusters or clusters < 2:
+        raise ValueError(f"clusters must be an int >= 2; received {clusters!r}.")
+    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 1:
+        raise ValueError(f"min_size must be a positive int; received {min_size!r}.")
+    if method not in METHODS:
+        raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(METHODS)}.")
+
+    new_labels = np.empty(labels.shape[0], "int64")
+    parent, decisions = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = clusters if budgets is None else min(clusters, budgets.get(int(c), 1))
+        if k < 2:
+            groups, note = np.zeros(len(members), "int64"), None
+        else:
+            label = name(int(c)) if name else f"class {int(c)}"
+            groups, note = _split_one(features[members], label, k, min_size, method, seed)
+        if note:
+            decisions.append(note)
+        new_labels[members] = groups + len(parent)
+        parent.extend([int(c)] * (int(groups.max()) + 1))
+    return Split(new_labels, np.asarray(parent, "int64"), tuple(decisions))
+
+
+def _split_one(x, c, clusters, min_size, method, seed):
+    """`(groups [len(x)] in 0..g-1, decision or None)` for one class."""
+    n = len(x)
+    if n < 2 * min_size:
+        return np.zeros(n, "int64"), (
+            f"{c}: {n} examples, too few for 2 sub-classes of at least {min_size}; kept whole"
+        )
+    distinct = len(np.unique(x, axis=0))
+    if distinct < 2:
+        return np.zeros(n, "int64"), (
+            f"{c}: all {n} examples have the same representation; kept whole"
+        )
+    k = min(clusters, n // min_size, distinct)
+    groups = _dissolve_small(x, cluster(x, k, method, seed), min_size)
+    counts = np.bincount(groups)
+    if len(counts) < 2:
+        return np.zeros(n, "int64"), (
+            f"{c}: no split into sub-classes of at least {min_size} examples was found; kept whole"
+        )
+    note = None
+    if len(counts) < clusters:
+        note = (
+            f"{c}: split into {len(counts)} sub-classes instead of {clusters} "
+            f"(sizes {sorted(counts.tolist(), reverse=True)}, minimum {min_size})"
+        )
+    return _by_size(groups), note
+
+
+def _dissolve_small(x, ids, min_size):
+    """Give the members of groups under `min_size` to the nearest remaining group, smallest first.
+
+    Returns contiguous group ids; a single group when no two could be kept.
+    """
+    _, groups = np.unique(ids, return_inverse=True)
+    while True:
+        counts = np.bincount(groups)
+        smallest = int(np.argmin(counts))
+        if len(counts) < 2 or counts[smallest] >= min_size:
+            return groups
+        keep = [g for g in range(len(counts)) if g != smallest]
+        centres = np.stack([x[groups == g].mean(axis=0) for g in keep])
+        moved = groups == smallest
+        nearest = np.argmin(((x[moved, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+        groups[moved] = np.asarray(keep)[nearest]
+        _, groups = np.unique(groups, return_inverse=True)
+
+
+def _by_size(groups):
+    """Renumber groups so that 0 is the largest (ties: the group seen first comes first)."""
+    counts = np.bincount(groups)
+    first = np.array([np.flatnonzero(groups == g)[0] for g in range(len(counts))])
+    order = np.lexsort((first, -counts))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[groups].astype("int64")

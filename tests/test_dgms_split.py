@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import normalized_mutual_info_score
+
+from keras_sgm.dgms import split_classes
+
+
+def _hidden_blobs(per_blob=15, classes=(3, 40213), blobs=2, seed=0):
+    """Each class is made of `blobs` far-apart Gaussian blobs; returns x, y, hidden blob id."""
+    rng = np.random.default_rng(seed)
+    x, y, hidden = [], [], []
+    for i, c in enumerate(classes):
+        for b in range(blobs):
+            centre = np.array([10.0 * i, 10.0 * b])
+            x.append(centre + 0.3 * rng.normal(size=(per_blob, 2)))
+            y += [c] * per_blob
+            hidden += [i * blobs + b] * per_blob
+    order = rng.permutation(len(y))
+    return np.concatenate(x)[order], np.array(y)[order], np.array(hidden)[order]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "em"])
+def test_split_recovers_hidden_groups_and_keeps_the_class_map(method):
+    x, y, hidden = _hidden_blobs()
+    result = split_classes(x, y, clusters=2, min_size=5, method=method)
+    assert result.num_classes == 4 and result.decisions == ()
+    assert normalized_mutual_info_score(hidden, result.labels) == pytest.approx(1.0)
+    # Contiguous new ids, each mapped to the class its members came from.
+    assert sorted(np.unique(result.labels)) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(result.parent[result.labels], y)
+    assert result.parent.tolist() == [3, 3, 40213, 40213]
+
+
+def test_small_and_degenerate_classes_are_kept_whole_with_a_reason():
+    x, y, _ = _hidden_blobs()
+    x = np.concatenate([x, np.ones((10, 2)), np.zeros((3, 2))])
+    y = np.concatenate([y, [8] * 10, [9] * 3])
+    result = split_classes(x, y, clusters=2, min_size=4)
+    assert result.num_classes == 6
+    assert any(d.startswith("class 8: all 10 examples have the same") for d in result.decisions)
+    assert any(d.startswith("class 9: 3 examples, too few") for d in result.decisions)
+    # Nothing lost: the kept classes keep all their examples under one new id.
+    for c in (8, 9):
+        assert len(np.unique(result.labels[y == c])) == 1
+        assert np.sum(result.parent[result.labels] == c) == np.sum(y == c)
+
+
+def test_a_group_too_small_for_a_batch_share_is_never_created():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2)), [[50, 50]]])
+    y = np.zeros(41, "int64")
+    # Three groups asked: k-means finds both blobs and puts the outlier alone, a
+    # sub-class of 1 example; the outlier joins the nearest blob instead.
+    result = split_classes(x, y, clusters=3, min_size=4)
+    assert np.bincount(result.labels).min() >= 4
+    assert result.num_classes == 2
+    assert normalized_mutual_info_score((x[:, 0] > 2.5).astype(int), result.labels) == 1.0
+    assert result.decisions == (
+        "class 0: split into 2 sub-classes instead of 3 (sizes [21, 20], minimum 4)",
+    )
+    # One blob of 40 plus a lone outlier cannot make two groups of 4.
+    result = split_classes(x[20:], y[20:], clusters=2, min_size=4)
+    assert result.num_classes == 1 and "kept whole" in result.decisions[0]
+
+
+def test_budgets_limit_the_groups_of_each_class():
+    x, y, _ = _hidden_blobs(blobs=3)
+    result = split_classes(x, y, clusters=3, min_size=3, budgets={3: 2})
+    assert np.sum(result.parent == 3) == 2 and np.sum(result.parent == 40213) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 40),
+    classes=st.integers(1, 4),
+    clusters=st.integers(2, 4),
+    min_size=st.integers(1, 6),
+    seed=st.integers(0, 1000),
+)
+def test_no_label_is_ever_lost(n, classes, clusters, min_size, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(n, 2)).astype("float64")  # many ties
+    y = rng.integers(0, classes, size=n) * 7
+    result = split_classes(x, y, clusters=clusters, min_size=min_size, seed=seed)
+    np.testing.assert_array_equal(result.parent[result.labels], y)
+    counts = np.bincount(result.labels, minlength=result.num_classes)
+    assert counts.min() >= 1
+    for c in np.unique(y):
+        subs = np.flatnonzero(result.parent == c)
+        assert 1 <= len(subs) <= clusters
+        if len(subs) > 1:
+            assert counts[subs].min() >= min_size
+
+
+class TestBadInput:
+    def test_non_finite_row_named(self):
+        x, y, _ = _hidden_blobs()
+        x[7, 1] = np.nan
+        with pytest.raises(ValueError, match="row 7"):
+            split_classes(x, y)
+
+    @pytest.mark.parametrize(
+        "kwargs, message",
+        [
+            ({"clusters": 1}, "clusters"),
+            ({"clusters": 2.5}, "clusters"),
+            ({"min_size": 0}, "min_size"),
+            ({"method": "dbscan"}, "dbscan"),
+        ],
+    )
+    def test_bad_options(self, kwargs, message):
+        x, y, _ = _hidden_blobs()
+        with pytest.raises(ValueError, match=message):
+            split_classes(x, y, **kwargs)
+
+    def test_shape_mismatch(self):
+        with pytest.raises(ValueError, match=r"\(4, 2\) for 3 labels"):
+            split_classes(np.zeros((4, 2)), np.zeros(3))
