@@ -6,9 +6,14 @@ Public names:
 - `CentroidAccuracy`: batch metric (`keras_sgm.metrics`).
 - `SGMModel`: encoder + train step + Gaussian (Bayes) classifier (`keras_sgm.model`).
 - `keras_sgm.data`: class-balanced `tf.data` batches.
+- `keras_sgm.dgms`: DGMS sub-class splitting (`SubclassSplitter`), EM groups
+  with medoids and Top-k, album summarization.
+- `keras_sgm.hub`, `from_pretrained`: publish to / load from the Hugging Face Hub.
 """
 
-from keras_sgm import data, losses, metrics
+from keras_sgm import data, dgms, hub, losses, metrics
+from keras_sgm.dgms import SubclassSplitter
+from keras_sgm.hub import from_pretrained
 from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss
 from keras_sgm.metrics import CentroidAccuracy, centroid_accuracy
 from keras_sgm.model import SGMModel, StopOnNonFinite
@@ -20,9 +25,13 @@ __all__ = [
     "SGMLoss",
     "SGMModel",
     "StopOnNonFinite",
+    "SubclassSplitter",
     "TripletLoss",
     "centroid_accuracy",
     "data",
+    "dgms",
+    "from_pretrained",
+    "hub",
     "losses",
     "metrics",
     "sgm_loss",
