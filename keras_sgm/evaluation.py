@@ -86,6 +86,34 @@ def nmi(labels, clusters):
     return float(skm.normalized_mutual_info_score(labels, clusters, average_method="arithmetic"))
 
 
+def subclass_nmi(classes, hidden, subclasses):
+    """How well sub-classes found inside each class match known hidden groups.
+
+    The NMI between `hidden` and `subclasses` is computed within each class
+    and averaged over the classes, so that the class labels themselves (which
+    the sub-classes always respect) do not inflate it.
+
+    Args:
+        classes: class labels `[n]`.
+        hidden: the true sub-group of each example `[n]` (e.g. the synthetic
+            faces' glasses x beard `subgroup`).
+        subclasses: the sub-class found for each example `[n]`.
+
+    Returns:
+        A float in `[0, 1]`: 1 when every class's sub-classes are its hidden
+        groups, about 0 when they are unrelated.
+
+    Example:
+    >>> subclass_nmi([0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 0, 1], [5, 5, 6, 6, 7, 8])
+    1.0
+    """
+    classes = _check_labels(classes, "classes")
+    hidden = _check_labels(hidden, "hidden", classes.shape[0], "classes")
+    subclasses = _check_labels(subclasses, "subclasses", classes.shape[0], "classes")
+    scores = [nmi(hidden[classes == c], subclasses[classes == c]) for c in np.unique(classes)]
+    return float(np.mean(scores))
+
+
 def pair_counts(labels, clusters):
     """Pair-counting confusion of a clustering: `(TP, FP, FN)` over all `n choose 2` pairs.
 

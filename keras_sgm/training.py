@@ -36,7 +36,12 @@ DATASETS = (
     "bu3dfe",
     "image_folder",
     "digits",
+    "digit_pairs",
 )
+
+
+_LOCAL_DATASETS = ("image_folder", "digits", "digit_pairs")
+"""Datasets read without TFDS."""
 
 
 @dataclasses.dataclass
@@ -51,6 +56,15 @@ class TrainConfig:
     sample, which rewards sample-specific noise, and with dropout 0.5 the
     example learned nothing (measured on the synthetic faces; see the
     `sgm_loss` docstring and `leave_one_out`).
+
+    `dgms_levels` > 0 turns on DGMS sub-class splitting
+    (`keras_sgm.dgms.SubclassSplitter`): every `dgms_every` epochs, up to
+    `dgms_levels` times, each (sub-)class is split into `dgms_clusters`
+    groups of its `dgms_representation` (default `"features"`, the
+    backbone's output before the embedding head, which keeps the sub-groups
+    that SGMLoss collapses in the embedding; see `scripts/dgms_study.py`).
+    Batches then hold `classes_per_batch` (default: the number of classes)
+    sub-classes, so their size stays the same.
     """
 
     dataset: str = "synthetic_faces"
@@ -73,6 +87,12 @@ class TrainConfig:
     learning_rate: float = 1e-4
     max_train_samples: int | None = None
     knn_k: int = 11
+    dgms_levels: int = 0
+    dgms_clusters: int = 2
+    dgms_every: int = 1
+    dgms_max_subclasses: int | None = None
+    dgms_representation: str = "features"
+    dgms_method: str = "kmeans"
     seed: int = 0
     output: str = "runs/train"
     resume: bool = False
@@ -129,7 +149,7 @@ class TrainConfig:
             )
         if self.dataset == "image_folder" and not self.data_dir:
             raise ValueError("dataset 'image_folder' needs data_dir (DATA_DIR/train/<class>/*).")
-        if self.dataset not in ("image_folder", "digits", "synthetic_faces") and not self.data_dir:
+        if self.dataset not in (*_LOCAL_DATASETS, "synthetic_faces") and not self.data_dir:
             raise ValueError(
                 f"dataset {self.dataset!r} is read from its manual download: pass data_dir "
                 "(--data-dir) with the files as distributed (see the builder's instructions)."
@@ -143,11 +163,48 @@ class TrainConfig:
             raise ValueError("learning_rate and sigma must be positive.")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
-        if self.dataset_config and self.dataset in ("image_folder", "digits"):
+        if self.dataset_config and self.dataset in _LOCAL_DATASETS:
             raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
+        self._validate_dgms()
         return self
+
+    def _validate_dgms(self):
+        from keras_sgm.dgms import REPRESENTATIONS
+        from keras_sgm.dgms.split import METHODS as CLUSTERING
+
+        if self.dgms_levels < 0:
+            raise ValueError(f"dgms_levels must be >= 0; received {self.dgms_levels}.")
+        if self.dgms_levels == 0:
+            return
+        if self.method == "ce":
+            raise ValueError("DGMS (dgms_levels > 0) needs a metric loss: method sgm or triplet.")
+        if self.dgms_clusters < 2 or self.dgms_every < 1:
+            raise ValueError(
+                f"dgms_clusters must be >= 2 and dgms_every >= 1; received "
+                f"{self.dgms_clusters} and {self.dgms_every}."
+            )
+        if self.dgms_every * self.dgms_levels >= self.epochs:
+            raise ValueError(
+                f"DGMS splits at the end of epochs {self.dgms_every}, {2 * self.dgms_every}, ... "
+                f"({self.dgms_levels} levels), so epochs must exceed "
+                f"{self.dgms_every * self.dgms_levels} for the last level to be trained on; "
+                f"received epochs={self.epochs}."
+            )
+        if self.dgms_max_subclasses is not None and self.dgms_max_subclasses < 2:
+            raise ValueError(
+                f"dgms_max_subclasses must be >= 2; received {self.dgms_max_subclasses}."
+            )
+        if self.dgms_representation not in REPRESENTATIONS:
+            raise ValueError(
+                f"Unknown dgms_representation {self.dgms_representation!r}; choose one of "
+                f"{list(REPRESENTATIONS)}."
+            )
+        if self.dgms_method not in CLUSTERING:
+            raise ValueError(
+                f"Unknown dgms_method {self.dgms_method!r}; choose one of {list(CLUSTERING)}."
+            )
 
 
 def field_type(field):
@@ -156,15 +213,26 @@ def field_type(field):
     return options[0] if options else field.type
 
 
-def load_splits(config):
-    """`(train, val_or_None, test, class_names)`, each split `(images, labels)`."""
-    if config.dataset == "digits":
+def load_splits(config, with_extras=False):
+    """`(train, val_or_None, test, class_names)`, each split `(images, labels)`.
+
+    With `with_extras=True` a fifth item is added: a dict of the training
+    split's other per-example columns (e.g. the synthetic faces' hidden
+    `subgroup`), empty for datasets without any.
+    """
+    extras = {}
+    if config.dataset in ("digits", "digit_pairs"):
         from keras_sgm.data.image_folder import load_digits_dataset
 
         # The split is fixed (seed 0) whatever the training seed, so that runs with
         # different seeds, and scripts/evaluate.py, all test on the same images.
         train, test, names = load_digits_dataset(config.image_size, config.channels)
         val = None
+        if config.dataset == "digit_pairs":
+            # Real images whose classes hide two known sub-groups each: 0|1, 2|3, ...
+            extras = {"subgroup": train[1] % 2}
+            train, test = (train[0], train[1] // 2), (test[0], test[1] // 2)
+            names = [f"{2 * i}|{2 * i + 1}" for i in range(5)]
     elif config.dataset == "image_folder":
         from keras_sgm.data.image_folder import load_image_folder
 
@@ -180,12 +248,15 @@ def load_splits(config):
             x, y, _ = load_image_folder(root / "val", config.image_size, config.channels, names)
             val = (x, y)
     else:
-        train, val, test, names = _load_named(config)
+        train, val, test, names, extras = _load_named(config)
     if config.max_train_samples is not None and config.max_train_samples < len(train[1]):
         keep = np.random.default_rng(config.seed).permutation(len(train[1]))
         keep = np.sort(keep[: config.max_train_samples])
         train = (train[0][keep], train[1][keep])
+        extras = {key: value[keep] for key, value in extras.items()}
     _check_counts(train[1], names)
+    if with_extras:
+        return train, val, test, names, extras
     return train, val, test, names
 
 
@@ -203,8 +274,12 @@ def _load_named(config):
     )
     stored = built.builder_config.image_size
 
+    extras = {}
+
     def split(name):
-        images, labels, _ = catalog.split_arrays(built, name)
+        images, labels, columns = catalog.split_arrays(built, name)
+        if name == "train":
+            extras.update(columns)
         if stored != config.image_size:
             import tensorflow as tf
 
@@ -215,7 +290,7 @@ def _load_named(config):
         return images, labels
 
     val = split("validation") if "validation" in built.info.splits else None
-    return split("train"), val, split("test"), catalog.class_names(config.dataset)
+    return split("train"), val, split("test"), catalog.class_names(config.dataset), extras
 
 
 def _check_counts(labels, names):
@@ -281,7 +356,13 @@ def _prepare_output(config):
                 raise ValueError(
                     f"{out} already holds a finished run; pass --overwrite to replace it."
                 )
-            for name in ("metrics.json", "model.keras", "classifier.keras", "history.csv"):
+            for name in (
+                "metrics.json",
+                "model.keras",
+                "classifier.keras",
+                "history.csv",
+                "dgms_state.json",
+            ):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "figures", ignore_errors=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -324,10 +405,12 @@ def finished_epochs(out):
 
 
 def training_data(config, train, val, start_epoch=0):
-    """`(train_dataset, val_dataset_or_None)`: balanced batches, or shuffled ones for `ce`.
+    """`(train_dataset, val_dataset_or_None, sampler)`: balanced batches, or shuffled ones for `ce`.
 
     `start_epoch` > 0 (a resumed run) derives a fresh seed, so the resumed
-    epochs do not replay the batch order of the run's first epochs.
+    epochs do not replay the batch order of the run's first epochs. With
+    DGMS, epochs keep the length of the first labelling (sub-classes change
+    the natural length).
     """
     import tensorflow as tf
 
@@ -336,8 +419,11 @@ def training_data(config, train, val, start_epoch=0):
     seed = config.seed
     if start_epoch:
         seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
+    per_batch = config.classes_per_batch
+    if config.dgms_levels and per_batch is None:
+        per_batch = len(np.unique(train[1]))
     sampler = ClassBalancedSampler(
-        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=seed
+        train[0], train[1], config.samples_per_class, per_batch, seed=seed
     )
     batch_size = sampler.batch_size
     if config.method == "ce":
@@ -347,10 +433,12 @@ def training_data(config, train, val, start_epoch=0):
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
+    elif config.dgms_levels:
+        data = sampler.dataset(steps=sampler.steps_per_epoch)
     else:
         data = sampler.dataset()
     val_data = None if val is None else tf.data.Dataset.from_tensor_slices(val).batch(batch_size)
-    return data, val_data
+    return data, val_data, sampler
 
 
 def train(config, callbacks=()):
@@ -367,14 +455,19 @@ def train(config, callbacks=()):
     if config.resume:
         _check_resume_matches(config, out)
     keras.utils.set_random_seed(config.seed)
-    train_split, val, test, names = load_splits(config)
+    train_split, val, test, names, extras = load_splits(config, with_extras=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
     model, embedder = build_models(config, train_split[0].shape[1:], names)
     start = finished_epochs(out) if config.resume else 0
-    data, val_data = training_data(config, train_split, val, start_epoch=start)
+    data, val_data, sampler = training_data(config, train_split, val, start_epoch=start)
     timer = _EpochTimer()
+    splitter = None
+    if config.dgms_levels:
+        splitter = _splitter(config, sampler, out, train_split, test, extras.get("subgroup"))
     fit_callbacks = [
+        # The splitter saves its state before the backup of the same epoch is written.
+        *([splitter] if splitter else []),
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(out / "logs")),
@@ -391,7 +484,10 @@ def train(config, callbacks=()):
         callbacks=fit_callbacks,
     )
 
-    embedder.fit_gaussians(train_split[0], train_split[1])
+    if splitter:
+        embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
+    else:
+        embedder.fit_gaussians(train_split[0], train_split[1])
     if config.method == "ce":
         model.save(out / "classifier.keras")
     embedder.save(out / "model.keras")
@@ -401,8 +497,80 @@ def train(config, callbacks=()):
     metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
     metrics["epochs_run_in_this_session"] = len(history.epoch)
     metrics.update(method=config.method, arch=config.arch, dataset=config.dataset)
+    if splitter:
+        metrics["dgms"] = dgms_outputs(
+            embedder, splitter, train_split, names, out, extras.get("subgroup"), config.seed
+        )
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _splitter(config, sampler, out, train, test, hidden):
+    """The DGMS callback of a run, reporting test kNN accuracy (and hidden-group NMI) per level."""
+    from keras_sgm import evaluation
+    from keras_sgm.dgms import SubclassSplitter
+
+    def report(splitter):
+        # The model is the one trained on the previous level's labels.
+        train_emb = splitter.model.predict(train[0], verbose=0)
+        test_emb = splitter.model.predict(test[0], verbose=0)
+        predicted = evaluation.knn_predict(train_emb, train[1], test_emb, k=config.knn_k)
+        values = {"knn_accuracy_before_split": float(np.mean(predicted == test[1]))}
+        if hidden is not None:
+            values["subclass_nmi_vs_hidden"] = evaluation.subclass_nmi(
+                train[1], hidden, splitter.labels
+            )
+        return values
+
+    return SubclassSplitter(
+        sampler,
+        every=config.dgms_every,
+        clusters=config.dgms_clusters,
+        levels=config.dgms_levels,
+        max_subclasses=config.dgms_max_subclasses,
+        representation=config.dgms_representation,
+        method=config.dgms_method,
+        seed=config.seed,
+        state_path=out / "dgms_state.json",
+        fit_gaussians=False,  # train() fits them once, after training
+        report=report,
+        verbose=config.verbose,
+    )
+
+
+def dgms_outputs(model, splitter, train, class_names, out, hidden=None, seed=0):
+    """The `metrics.json["dgms"]` summary of a DGMS run, and its figures.
+
+    Writes `figures/tsne_subclasses.png` (the training embedding coloured by
+    sub-class, paper Fig. 7) and `figures/subclass_groups.png` (the Top-16 of
+    every sub-class of the class split the most, paper Fig. 8).
+    """
+    from keras_sgm import evaluation, viz
+    from keras_sgm.dgms import groups_of_labels
+
+    class_map = splitter.class_map
+    embeddings = model.predict(train[0], verbose=0)
+    names = {s: f"{class_names[c]}/{s}" for s, c in class_map.items()}
+    figures = Path(out) / "figures"
+    viz.plot_tsne(embeddings, splitter.labels, figures / "tsne_subclasses.png", names, seed=seed)
+    counts = np.bincount(list(class_map.values()), minlength=len(class_names))
+    shown = int(np.argmax(counts))
+    rows = np.flatnonzero(train[1] == shown)
+    groups = groups_of_labels(embeddings[rows], splitter.labels[rows], 16, class_map)
+    viz.plot_group_grid(train[0][rows], groups, figures / "subclass_groups.png", 16, class_names)
+    summary = {
+        "representation": splitter.representation,
+        "method": splitter.method,
+        "levels": splitter.history,
+        "subclasses": splitter.num_subclasses,
+        "subclasses_per_class": {class_names[c]: int(n) for c, n in enumerate(counts) if n},
+        "figure_class": class_names[shown],
+    }
+    if hidden is not None:
+        summary["subclass_nmi_vs_hidden"] = evaluation.subclass_nmi(
+            train[1], hidden, splitter.labels
+        )
+    return summary
 
 
 def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11):

@@ -109,12 +109,17 @@ def plot_tsne(embeddings, labels, path, class_names=None, seed=0, max_points=300
     )
     points = tsne.fit_transform(embeddings)
 
-    figure = _figure(7, 6)
+    classes = np.unique(labels)
+    columns = 1 + (classes.size - 1) // 20  # legend columns beside the map
+    figure = _figure(7 + 1.6 * columns if classes.size > 10 else 7, 6)
     from matplotlib import colormaps  # importable once _figure succeeded
 
     axes = figure.add_subplot()
-    classes = np.unique(labels)
-    cmap = colormaps["tab10" if classes.size <= 10 else "tab20"]
+    if classes.size <= 20:
+        cmap = colormaps["tab10" if classes.size <= 10 else "tab20"]
+        colors = [cmap(i) for i in range(classes.size)]
+    else:  # e.g. DGMS sub-classes: evenly spaced hues
+        colors = [colormaps["turbo"](i / (classes.size - 1)) for i in range(classes.size)]
     for i, label in enumerate(classes):
         mask = labels == label
         axes.scatter(
@@ -122,13 +127,23 @@ def plot_tsne(embeddings, labels, path, class_names=None, seed=0, max_points=300
             points[mask, 1],
             s=6,
             alpha=0.7,
-            color=cmap(i % cmap.N),
+            color=colors[i],
             label=_class_name(class_names, label),
         )
     axes.set_xticks([])
     axes.set_yticks([])
     axes.set_title(f"t-SNE of {n} embeddings")
-    axes.legend(markerscale=3, fontsize="small", loc="best")
+    if classes.size <= 10:
+        axes.legend(markerscale=3, fontsize="small", loc="best")
+    else:
+        axes.legend(
+            markerscale=3,
+            fontsize="x-small",
+            ncol=columns,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0.0,
+        )
     return _save(figure, path)
 
 

@@ -348,3 +348,64 @@ def test_train_script_reads_a_named_dataset_from_its_manual_download(tmp_path):
     assert metrics["classes"] == list(range(7))  # FER+ order; JAFFE has no contempt
     assert len(metrics["confusion_matrix"]) == 7
     assert (out / "figures" / "confusion.png").stat().st_size > 0
+
+
+class CrashAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.crash_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.crash_epoch:
+            raise RuntimeError(f"simulated crash after epoch {epoch + 1}")
+
+
+def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
+    """digit_pairs: real images, classes 0|1, 2|3, ... whose hidden groups are the digits."""
+    out = tmp_path / "dgms"
+    config = dict(
+        dataset="digit_pairs",
+        image_size=32,
+        epochs=3,
+        dgms_levels=1,
+        dgms_every=1,
+        dgms_clusters=2,
+        output=str(out),
+        verbose=0,
+    )
+    with pytest.raises(RuntimeError, match="after epoch 2"):
+        train(config, callbacks=[CrashAfter(1)])
+    state = json.loads((out / "dgms_state.json").read_text())
+    assert state["level"] == 1 and len(state["class_of"]) == 10  # split after epoch 1
+    assert _script("train").main(["--output", str(out), "--resume", "--verbose", "0"]) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    dgms = metrics["dgms"]
+    assert dgms["representation"] == "features" and dgms["subclasses"] == 10
+    assert len(dgms["levels"]) == 1 and dgms["levels"][0]["epoch"] == 1  # not split again
+    # The split recovers the hidden digits (the issue's target: NMI >= 0.5).
+    assert dgms["subclass_nmi_vs_hidden"] >= 0.5
+    assert dgms["levels"][0]["knn_accuracy_before_split"] > 0.5
+    assert metrics["knn_accuracy"] > 0.8  # 5 classes: chance is 0.2
+    for figure in ("tsne_subclasses.png", "subclass_groups.png"):
+        assert (out / "figures" / figure).stat().st_size > 0
+    # The model holds the sub-class Gaussians and reports the 5 original classes.
+    model = keras.saving.load_model(out / "model.keras")
+    assert len(model.gaussian_ids) == 10
+    assert np.bincount(model.gaussian_classes).tolist() == [2] * 5
+    x_test = load_splits(TrainConfig.from_dict({**config, "verbose": 0}))[2][0][:7]
+    assert model.predict_proba(x_test).shape == (7, 5)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"dgms_levels": 2, "dgms_every": 2, "epochs": 4}, "epochs must exceed 4"),
+        ({"dgms_levels": 1, "method": "ce"}, "metric loss"),
+        ({"dgms_levels": 1, "dgms_representation": "logits"}, "logits"),
+        ({"dgms_levels": 1, "dgms_clusters": 1}, "dgms_clusters"),
+    ],
+)
+def test_bad_dgms_settings(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({"dataset": "digits", **changes})

@@ -15,7 +15,13 @@ from keras_sgm.dgms.callback import (
     feature_extractor,
     representation,
 )
-from keras_sgm.dgms.groups import Group, find_groups, medoid_index, top_k_members
+from keras_sgm.dgms.groups import (
+    Group,
+    find_groups,
+    groups_of_labels,
+    medoid_index,
+    top_k_members,
+)
 from keras_sgm.dgms.split import Split, cluster, split_classes
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "cluster",
     "feature_extractor",
     "find_groups",
+    "groups_of_labels",
     "load_album",
     "medoid_index",
     "representation",

@@ -103,6 +103,10 @@ class SubclassSplitter(keras.callbacks.Callback):
             model's Gaussians (an `SGMModel`'s) on the sub-classes with the
             sub-class -> class map.
         batch_size: int, default 256; for computing representations.
+        report: optional callable `report(splitter) -> dict`, called after
+            each split (the model is still the one trained on the previous
+            labels); its values join that split's `history` entry, e.g. test
+            metrics per level.
         verbose: int, default 1; 1 prints one line per split.
 
     Attributes:
@@ -147,6 +151,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         state_path=None,
         fit_gaussians=True,
         batch_size=256,
+        report=None,
         verbose=1,
     ):
         super().__init__()
@@ -177,6 +182,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         self.state_path = None if state_path is None else Path(state_path)
         self.fit_gaussians = bool(fit_gaussians)
         self.batch_size = int(batch_size)
+        self.report = report
         self.verbose = int(verbose)
         self.original = sampler.labels.numpy().copy()
         self.labels = self.original.copy()
@@ -260,7 +266,8 @@ class SubclassSplitter(keras.callbacks.Callback):
                 )
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.level < self.levels and (epoch + 1) % self.every == 0:
+        done = any(entry["epoch"] == epoch + 1 for entry in self.history)  # a resumed epoch
+        if self.level < self.levels and (epoch + 1) % self.every == 0 and not done:
             self.split(epoch)
 
     def on_train_end(self, logs=None):
@@ -325,6 +332,8 @@ class SubclassSplitter(keras.callbacks.Callback):
             "method": self.method,
             "seconds": time.perf_counter() - start,
         }
+        if self.report is not None:
+            entry.update(self.report(self))
         self.history.append(entry)
         for note in result.decisions:
             logger.info("SubclassSplitter level %d: %s", self.level, note)

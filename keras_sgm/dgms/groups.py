@@ -345,3 +345,38 @@ def find_groups(
             )
         groups += _groups_of(embeddings, rows, count, label=label, **options)
     return groups
+
+
+def groups_of_labels(embeddings, labels, top_k=16, class_of=None):
+    """One `Group` per label (e.g. per DGMS sub-class), with its medoid and Top-k.
+
+    Args:
+        embeddings: float array `[n, dim]`, finite.
+        labels: int array `[n]`, the group of each embedding.
+        top_k: positive int, default 16.
+        class_of: optional mapping label -> class; each group's `label` is
+            then its class (so a figure names the class), else the label.
+
+    Returns:
+        A list of `Group`, one per distinct label in sorted order.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.2], [0.3], [5.0], [5.1]])
+    >>> groups = groups_of_labels(x, [1, 1, 1, 4, 4], top_k=2, class_of={1: 0, 4: 0})
+    >>> [(g.label, g.medoid, g.top_k.tolist()) for g in groups]
+    [(0, 1, [1, 2]), (0, 3, [3, 4])]
+    """
+    embeddings = as_matrix(embeddings, "embeddings")
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but embeddings has {embeddings.shape[0]} rows."
+        )
+    top_k = _positive_int(top_k, "top_k")
+    groups = []
+    for value in np.unique(labels):
+        members = np.flatnonzero(labels == value)
+        label = int(value) if class_of is None else class_of[int(value)]
+        groups.append(_make_group(embeddings, members, top_k, label=label))
+    return groups
