@@ -87,17 +87,19 @@ def label_structure(labels, embeddings):
     return targets, targets, present
 
 
-def labels_are_valid(labels):
+def labels_are_valid(labels, pairs=False):
     """Scalar bool tensor: can these labels be used, as checked inside a traced graph?
 
     Hard labels must be finite whole numbers below `MAX_EXACT_LABEL` in
     magnitude; soft labels finite, non-negative, with every row summing to
-    more than 0. (Outside a graph the losses raise a `ValueError` instead.)
+    more than 0. With `pairs=True`, `[batch, 2]` labels are (sub-class,
+    class) id pairs, checked as hard labels. (Outside a graph the losses
+    raise a `ValueError` instead.)
     """
     labels = ops.cast(ops.convert_to_tensor(labels), "float32")
     finite = ops.all(ops.isfinite(labels))
     safe = ops.where(ops.isfinite(labels), labels, ops.zeros_like(labels))
-    if len(labels.shape) == 1 or labels.shape[-1] == 1:
+    if len(labels.shape) == 1 or labels.shape[-1] == 1 or (pairs and labels.shape[-1] == 2):
         whole = ops.all(ops.equal(safe, ops.round(safe)))
         small = ops.all(ops.less(ops.abs(safe), float(MAX_EXACT_LABEL)))
         return ops.logical_and(finite, ops.logical_and(whole, small))
@@ -155,7 +157,7 @@ def gaussian_log_posterior(embeddings, means, sigma, present=None, scale=None):
     return logits - ops.logsumexp(logits, axis=1, keepdims=True)
 
 
-def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
+def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None):
     """Structured Gaussian Manifold loss, one value per sample.
 
     Each class present in the batch is a Gaussian `N(mu_c, sigma^2 I)` with
@@ -172,11 +174,20 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
     so the loss can fall with no class signal at all. Leaving the sample out
     removes that reward.
 
+    With `classes` (DGMS), `labels` are sub-class ids and every class is the
+    mixture of its sub-classes' Gaussians: the posterior of a class is the sum
+    of its sub-classes' posteriors, and it is these class posteriors that are
+    compared with the class labels. A class may then keep several modes: its
+    sub-classes are not pushed apart from each other, only from other classes.
+
     Args:
-        labels: hard or soft labels (module docstring).
+        labels: hard or soft labels (module docstring); hard sub-class ids
+            when `classes` is given.
         embeddings: `[batch, dim]` float tensor.
         sigma: positive float, the Gaussians' standard deviation.
         leave_one_out: bool, default False (the paper's Eq. 2-4).
+        classes: optional hard class ids `[batch]` of the samples, whose
+            sub-class ids `labels` holds (DGMS mixture).
 
     Returns:
         `[batch]` per-sample losses.
@@ -198,6 +209,12 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
         scale = ops.where(ops.greater(rest, 1e-6), ops.square(ops.divide_no_nan(totals, rest)), 1.0)
     log_post = gaussian_log_posterior(embeddings, means, sigma, present, scale)
     posterior = ops.exp(log_post) * present[None, :]
+    if classes is not None:
+        # Column j of `same_class` is the class of sample j; `class_present` keeps
+        # one column per class. posterior @ same_class sums the sub-classes of each.
+        same_class, _, class_present = label_structure(classes, embeddings)
+        posterior = ops.matmul(posterior, same_class) * class_present[None, :]
+        targets = same_class * class_present[None, :]
     return ops.sum(ops.square(posterior - targets), axis=1)
 
 
@@ -306,7 +323,7 @@ def _check_label_dtype(loss_name, labels):
         )
 
 
-def _check_concrete(loss_name, labels, embeddings):
+def _check_concrete(loss_name, labels, embeddings, pairs=False):
     """Value checks that are only possible outside a traced graph."""
     concrete = [v for v in (labels, embeddings) if isinstance(v, np.ndarray) or _is_eager(v)]
     if len(concrete) != 2:
@@ -323,8 +340,9 @@ def _check_concrete(loss_name, labels, embeddings):
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         row = int(np.argwhere(~np.isfinite(labels))[0][0])
         raise ValueError(f"{loss_name}: labels hold a non-finite value at row {row}.")
-    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1):
-        ids = labels.reshape(-1)
+    pairs = pairs and labels.ndim == 2 and labels.shape[1] == 2
+    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1) or pairs:
+        ids = labels.reshape(-1) if labels.ndim == 1 or labels.shape[1] == 1 else labels
         if labels.dtype.kind == "f" and not np.all(ids == np.round(ids)):
             row = int(np.argwhere(ids != np.round(ids))[0][0])
             raise ValueError(
@@ -359,9 +377,11 @@ def _is_eager(value):
 class _MetricLoss(keras.losses.Loss):
     """Shared input checks for the metric-learning losses."""
 
+    label_pairs = False  # whether [batch, 2] labels are (sub-class, class) pairs
+
     def __call__(self, y_true, y_pred, sample_weight=None):
         _check_label_dtype(self.__class__.__name__, y_true)
-        _check_concrete(self.__class__.__name__, y_true, y_pred)
+        _check_concrete(self.__class__.__name__, y_true, y_pred, pairs=self.label_pairs)
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
 
@@ -380,6 +400,11 @@ class SGMLoss(_MetricLoss):
         leave_one_out: bool, default False. Compare each sample with its
             class mean computed without it (see `sgm_loss`); False is the
             paper's loss.
+        mixture: bool, default False. For DGMS: labels of shape `[batch, 2]`
+            are (sub-class, class) id pairs, and each class is the mixture of
+            its sub-classes' Gaussians (see `sgm_loss`'s `classes`); `[batch]`
+            labels are used as usual. `ClassBalancedSampler.dataset(
+            with_classes=True)` yields such pairs.
         reduction: Keras loss reduction, default `"sum_over_batch_size"`.
         name: string, default `"sgm_loss"`.
         dtype: the dtype of the loss computation, default float32 (kept in
@@ -398,6 +423,7 @@ class SGMLoss(_MetricLoss):
         self,
         sigma=1.0,
         leave_one_out=False,
+        mixture=False,
         reduction="sum_over_batch_size",
         name="sgm_loss",
         dtype=None,
@@ -408,13 +434,25 @@ class SGMLoss(_MetricLoss):
         super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         self.sigma = sigma
         self.leave_one_out = bool(leave_one_out)
+        self.mixture = bool(mixture)
+
+    @property
+    def label_pairs(self):
+        return self.mixture
 
     def call(self, y_true, y_pred):
-        return sgm_loss(y_true, y_pred, sigma=self.sigma, leave_one_out=self.leave_one_out)
+        classes = None
+        if self.mixture and len(y_true.shape) == 2 and y_true.shape[-1] == 2:
+            y_true, classes = y_true[:, 0], y_true[:, 1]
+        return sgm_loss(
+            y_true, y_pred, sigma=self.sigma, leave_one_out=self.leave_one_out, classes=classes
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update({"sigma": self.sigma, "leave_one_out": self.leave_one_out})
+        config.update(
+            {"sigma": self.sigma, "leave_one_out": self.leave_one_out, "mixture": self.mixture}
+        )
         return config
 
 

@@ -116,7 +116,7 @@ class SGMModel(keras.Model):
             )
             scaled = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, self.trainable_weights)
-        checks = [ops.all(ops.isfinite(loss)), labels_are_valid(g_y)]
+        checks = [ops.all(ops.isfinite(loss)), labels_are_valid(g_y, self._label_pairs(g_y))]
         checks += [ops.all(ops.isfinite(g)) for g in gradients if g is not None]
         finite = _all_replicas(ops.all(ops.stack(checks)))
         # A batch with a non-finite loss or gradient, or unusable labels (NaN,
@@ -146,8 +146,15 @@ class SGMModel(keras.Model):
             _unscale_for_distribution(loss),
             sample_weight=tf.shape(keras.tree.flatten(x)[0])[0],
         )
+        if self._label_pairs(y):  # DGMS (sub-class, class) pairs: the batch's Gaussians
+            y = y[:, 0]
         self.centroid_accuracy_tracker.update_state(y, embeddings)
         return self.compute_metrics(x, y, embeddings)
+
+    def _label_pairs(self, y):
+        """Whether `y` holds (sub-class, class) pairs for a mixture `SGMLoss` (DGMS)."""
+        mixture = getattr(self.loss, "label_pairs", False)
+        return bool(mixture) and y is not None and len(y.shape) == 2 and y.shape[-1] == 2
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
         """`keras.Model.fit`, which also stops with a `ValueError` on a non-finite batch."""

@@ -40,6 +40,10 @@ DATASETS = (
 )
 
 
+DGMS_LOSSES = ("mixture", "subclass")
+"""How SGMLoss trains on DGMS sub-classes: classes as mixtures of their sub-classes'
+Gaussians (compared on class posteriors), or every sub-class as a class of its own."""
+
 _LOCAL_DATASETS = ("image_folder", "digits", "digit_pairs")
 """Datasets read without TFDS."""
 
@@ -60,11 +64,15 @@ class TrainConfig:
     `dgms_levels` > 0 turns on DGMS sub-class splitting
     (`keras_sgm.dgms.SubclassSplitter`): every `dgms_every` epochs, up to
     `dgms_levels` times, each (sub-)class is split into `dgms_clusters`
-    groups of its `dgms_representation` (default `"features"`, the
-    backbone's output before the embedding head, which keeps the sub-groups
-    that SGMLoss collapses in the embedding; see `scripts/dgms_study.py`).
-    Batches then hold `classes_per_batch` (default: the number of classes)
-    sub-classes, so their size stays the same.
+    groups of its `dgms_representation` (default `"pixels"`, which matched
+    hidden sub-groups best: SGMLoss collapses them in the embedding; see
+    `scripts/dgms_study.py`). `dgms_loss="mixture"` (default, SGMLoss
+    only) trains each class as the mixture of its sub-classes' Gaussians;
+    `"subclass"` treats every sub-class as a class (triplet runs always do).
+    An epoch keeps the number of batches of the first labelling; with the
+    default `classes_per_batch=None` every batch holds every sub-class, so
+    batches (and epochs) grow `dgms_clusters` times per level, and every
+    batch still holds every class.
     """
 
     dataset: str = "synthetic_faces"
@@ -91,8 +99,9 @@ class TrainConfig:
     dgms_clusters: int = 2
     dgms_every: int = 1
     dgms_max_subclasses: int | None = None
-    dgms_representation: str = "features"
+    dgms_representation: str = "pixels"
     dgms_method: str = "kmeans"
+    dgms_loss: str = "mixture"
     seed: int = 0
     output: str = "runs/train"
     resume: bool = False
@@ -200,6 +209,10 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown dgms_representation {self.dgms_representation!r}; choose one of "
                 f"{list(REPRESENTATIONS)}."
+            )
+        if self.dgms_loss not in DGMS_LOSSES:
+            raise ValueError(
+                f"Unknown dgms_loss {self.dgms_loss!r}; choose one of {list(DGMS_LOSSES)}."
             )
         if self.dgms_method not in CLUSTERING:
             raise ValueError(
@@ -391,11 +404,20 @@ def build_models(config, input_shape, class_names):
         )
         return classifier, embedder
     if config.method == "sgm":
-        loss = keras_sgm.SGMLoss(sigma=config.sigma, leave_one_out=config.leave_one_out)
+        loss = keras_sgm.SGMLoss(
+            sigma=config.sigma,
+            leave_one_out=config.leave_one_out,
+            mixture=_mixture(config),
+        )
     else:
         loss = keras_sgm.TripletLoss(margin=config.margin, mining=config.mining)
     embedder.compile(optimizer=optimizer, loss=loss)
     return embedder, embedder
+
+
+def _mixture(config):
+    """Whether the run trains SGMLoss on (sub-class, class) pairs (DGMS mixture)."""
+    return bool(config.dgms_levels) and config.method == "sgm" and config.dgms_loss == "mixture"
 
 
 def finished_epochs(out):
@@ -419,11 +441,8 @@ def training_data(config, train, val, start_epoch=0):
     seed = config.seed
     if start_epoch:
         seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
-    per_batch = config.classes_per_batch
-    if config.dgms_levels and per_batch is None:
-        per_batch = len(np.unique(train[1]))
     sampler = ClassBalancedSampler(
-        train[0], train[1], config.samples_per_class, per_batch, seed=seed
+        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=seed
     )
     batch_size = sampler.batch_size
     if config.method == "ce":
@@ -434,7 +453,7 @@ def training_data(config, train, val, start_epoch=0):
             .prefetch(tf.data.AUTOTUNE)
         )
     elif config.dgms_levels:
-        data = sampler.dataset(steps=sampler.steps_per_epoch)
+        data = sampler.dataset(steps=sampler.steps_per_epoch, with_classes=_mixture(config))
     else:
         data = sampler.dataset()
     val_data = None if val is None else tf.data.Dataset.from_tensor_slices(val).batch(batch_size)
@@ -501,6 +520,7 @@ def train(config, callbacks=()):
         metrics["dgms"] = dgms_outputs(
             embedder, splitter, train_split, names, out, extras.get("subgroup"), config.seed
         )
+        metrics["dgms"]["loss"] = "mixture" if _mixture(config) else "subclass"
     write_json(out / "metrics.json", metrics)
     return metrics
 

@@ -2,7 +2,9 @@
 
 Trains plain SGM and, with the same epochs and seed, DGMS runs whose one split
 clusters each representation (`features` before the embedding head, the
-`embedding`, the raw `pixels`). Reports, on datasets whose classes hide known
+`embedding`, the raw `pixels`), trained after the split with each DGMS loss
+(`mixture`: classes as mixtures of their sub-classes; `subclass`: every
+sub-class a class). Reports, on datasets whose classes hide known
 sub-groups (the synthetic faces' glasses x beard; scikit-learn's digits merged
 in pairs, 0|1, 2|3, ...):
 
@@ -11,10 +13,11 @@ in pairs, 0|1, 2|3, ...):
 - kNN accuracy, Bayes accuracy and k-means NMI on the ORIGINAL test classes,
   after training, against plain SGM.
 
-    python scripts/dgms_study.py --dataset digit_pairs --epochs 6 --every 2
+    python scripts/dgms_study.py --dataset digit_pairs --epochs 6 --every 2 --seeds 0 1 2
     python scripts/dgms_study.py --dataset synthetic_faces --epochs 6 --every 2 --clusters 4
 
-Writes OUTPUT/study.json and OUTPUT/study.md (one run directory per row).
+Writes OUTPUT/study.json and OUTPUT/study.md (one run directory per run and seed); the
+table gives the mean over seeds and, with several seeds, their range.
 """
 
 import argparse
@@ -27,7 +30,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_sgm.dgms import REPRESENTATIONS  # noqa: E402
-from keras_sgm.training import TrainConfig, train, write_json  # noqa: E402
+from keras_sgm.training import DGMS_LOSSES, TrainConfig, train, write_json  # noqa: E402
 
 
 def build_parser():
@@ -43,9 +46,17 @@ def build_parser():
     parser.add_argument("--every", type=int, default=2, help="epochs before the split")
     parser.add_argument("--clusters", type=int, default=None, help="default: the hidden groups")
     parser.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS))
+    parser.add_argument("--losses", nargs="+", default=["mixture"], choices=list(DGMS_LOSSES))
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="REPRESENTATION:LOSS",
+        help="exact DGMS runs (e.g. pixels:mixture features:subclass), instead of every "
+        "--representations x --losses pair",
+    )
     parser.add_argument("--arch", default="fmpnet")
     parser.add_argument("--image-size", type=int, default=None, help="default: 32 digits, 48 faces")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--output", default="runs/dgms_study")
     return parser
 
@@ -59,43 +70,53 @@ def main(argv=None):
         arch=args.arch,
         epochs=args.epochs,
         image_size=args.image_size or (48 if faces else 32),
-        seed=args.seed,
         verbose=0,
         overwrite=True,
     )
     root = Path(args.output)
+    pairs = [(r, loss) for r in args.representations for loss in args.losses]
+    if args.runs:
+        pairs = [tuple(run.split(":", 1)) for run in args.runs]
+        for name, loss in pairs:
+            if name not in REPRESENTATIONS or loss not in DGMS_LOSSES:
+                print(f"error: unknown run {name}:{loss}", file=sys.stderr)
+                return 2
     runs = [("sgm (no split)", {})]
     runs += [
         (
-            f"dgms {name}",
+            f"dgms {name} {loss}",
             dict(
                 dgms_levels=1,
                 dgms_clusters=clusters,
                 dgms_every=args.every,
                 dgms_representation=name,
+                dgms_loss=loss,
             ),
         )
-        for name in args.representations
+        for name, loss in pairs
     ]
     rows = []
     try:
-        for title, changes in runs:
-            folder = root / title.replace(" ", "_").replace("(", "").replace(")", "")
-            config = dataclasses.replace(base, output=str(folder), **changes).validated()
-            print(f"{title}: training {config.epochs} epochs into {folder}", flush=True)
-            metrics = train(config)
-            dgms = metrics.get("dgms", {})
-            rows.append(
-                {
-                    "run": title,
-                    "split_nmi": dgms.get("subclass_nmi_vs_hidden"),
-                    "subclasses": dgms.get("subclasses"),
-                    "knn_accuracy": metrics["knn_accuracy"],
-                    "bayes_accuracy": metrics.get("bayes_accuracy"),
-                    "nmi": metrics["nmi"],
-                    "seconds_per_epoch": metrics["train_seconds_per_epoch"],
-                }
-            )
+        for seed in args.seeds:
+            for title, changes in runs:
+                name = title.replace(" ", "_").replace("(", "").replace(")", "")
+                folder = root / f"{name}_seed{seed}"
+                config = dataclasses.replace(base, output=str(folder), seed=seed, **changes)
+                print(f"{title}, seed {seed}: {config.epochs} epochs into {folder}", flush=True)
+                metrics = train(config.validated())
+                dgms = metrics.get("dgms", {})
+                rows.append(
+                    {
+                        "run": title,
+                        "seed": seed,
+                        "split_nmi": dgms.get("subclass_nmi_vs_hidden"),
+                        "subclasses": dgms.get("subclasses"),
+                        "knn_accuracy": metrics["knn_accuracy"],
+                        "bayes_accuracy": metrics.get("bayes_accuracy"),
+                        "nmi": metrics["nmi"],
+                        "seconds_per_epoch": metrics["train_seconds_per_epoch"],
+                    }
+                )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -108,21 +129,36 @@ def main(argv=None):
 
 
 def markdown(study):
+    """The study as a Markdown table: per run, the mean over seeds (min - max when several)."""
     s = study["settings"]
+    seeds = s["seeds"]
     lines = [
         f"DGMS study: {s['dataset']}, {s['arch']}, {s['epochs']} epochs, split after epoch "
-        f"{s['every']} into {s['clusters']}, seed {s['seed']}.",
+        f"{s['every']} into {s['clusters']}, seeds {', '.join(map(str, seeds))}.",
         "",
         "| Run | Split NMI vs hidden | Sub-classes | kNN acc. | Bayes acc. | k-means NMI |",
         "|---|---|---|---|---|---|",
     ]
-    for r in study["rows"]:
-        split = "-" if r["split_nmi"] is None else f"{r['split_nmi']:.3f}"
-        lines.append(
-            f"| {r['run']} | {split} | {r['subclasses'] or '-'} | {r['knn_accuracy']:.3f} | "
-            f"{r['bayes_accuracy']:.3f} | {r['nmi']:.3f} |"
-        )
+    titles = list(dict.fromkeys(r["run"] for r in study["rows"]))
+    for title in titles:
+        rows = [r for r in study["rows"] if r["run"] == title]
+        cells = [_cell([r[key] for r in rows]) for key in ("split_nmi", "subclasses")]
+        cells += [
+            _cell([r[key] for r in rows]) for key in ("knn_accuracy", "bayes_accuracy", "nmi")
+        ]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(values):
+    if any(v is None for v in values):
+        return "-"
+    if all(isinstance(v, int) for v in values):
+        return str(values[0]) if len(set(values)) == 1 else f"{min(values)}-{max(values)}"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 if __name__ == "__main__":

@@ -38,6 +38,25 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False):
     return np.array(losses)
 
 
+def sgm_mixture_loss(subclasses, classes, embeddings, sigma=1.0):
+    """DGMS mixture: sub-class Gaussians, class posterior = sum over the class's sub-classes."""
+    x = np.asarray(embeddings, "float64")
+    subclasses, classes = np.asarray(subclasses), np.asarray(classes)
+    subs = np.unique(subclasses)
+    means = [x[subclasses == s].mean(axis=0) for s in subs]
+    class_of = [classes[subclasses == s][0] for s in subs]
+    losses = []
+    for i in range(len(x)):
+        logits = np.array([-np.sum((x[i] - mu) ** 2) / (2 * sigma**2) for mu in means])
+        posterior = np.exp(logits - logsumexp(logits))
+        loss = 0.0
+        for c in np.unique(classes):
+            p_class = sum(p for p, owner in zip(posterior, class_of) if owner == c)
+            loss += (p_class - float(classes[i] == c)) ** 2
+        losses.append(loss)
+    return np.array(losses)
+
+
 def triplet_loss(labels, embeddings, margin=0.2, mining="batch_hard", squared=False):
     x = np.asarray(embeddings, "float64")
     ids = np.asarray(labels).reshape(-1)

@@ -189,3 +189,19 @@ def test_bad_options(kwargs, message):
     sampler = ClassBalancedSampler(x, y, samples_per_class=4)
     with pytest.raises(ValueError, match=message):
         SubclassSplitter(sampler, **kwargs)
+
+
+def test_mixture_training_through_a_split():
+    x, y, hidden = _two_mode_classes()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
+    recorder = _LabelRecorder(sampler.dataset(steps=sampler.steps_per_epoch, with_classes=True))
+    splitter = SubclassSplitter(sampler, verbose=0)  # default representation: pixels
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_sgm.SGMLoss(mixture=True))
+    model.fit(recorder.dataset, epochs=3, callbacks=[splitter], verbose=0)
+    last = recorder.batches[-1]  # (sub-class, class) pairs after the split
+    assert last.shape[1] == 2 and set(last[:, 0].tolist()) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(splitter.class_of[last[:, 0]], last[:, 1])
+    assert normalized_mutual_info_score(hidden, splitter.labels) == pytest.approx(1.0)
+    assert model.gaussian_classes.tolist() == [0, 0, 5, 5]
+    assert np.mean(model.predict_classes(x) == y) > 0.9

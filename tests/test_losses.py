@@ -253,3 +253,53 @@ def test_leave_one_out_removes_the_reward_for_noise():
     loo = [float(np.mean(sgm_loss(labels, noise * s, leave_one_out=True))) for s in (0.1, 1.0, 3.0)]
     assert paper[2] < paper[0] - 0.3  # noise alone "explains" the labels
     assert min(loo[1:]) > loo[0]  # but raises the leave-one-out loss
+
+
+class TestMixture:
+    """SGMLoss(mixture=True): DGMS classes as mixtures of their sub-classes' Gaussians."""
+
+    def _pairs(self, seed, n=20):
+        rng = np.random.default_rng(seed)
+        sub = rng.choice(np.array([0, 1, 2, 7, 9]), size=n)
+        classes = np.array([5, 5, 8, 8, 3])[np.searchsorted([0, 1, 2, 7, 9], sub)]
+        x = rng.normal(size=(n, 3)).astype("float32")
+        return sub, classes, x
+
+    @pytest.mark.parametrize("seed", [0, 1, 2])
+    def test_matches_numpy_eagerly_and_under_xla(self, seed):
+        sub, classes, x = self._pairs(seed)
+        expected = reference.sgm_mixture_loss(sub, classes, x, sigma=0.7)
+        np.testing.assert_allclose(
+            sgm_loss(sub, x, 0.7, classes=classes).numpy(), expected, rtol=1e-4, atol=1e-6
+        )
+        loss = keras_sgm.SGMLoss(sigma=0.7, mixture=True, reduction=None)
+        pairs = np.stack([sub, classes], axis=1)
+        compiled = tf.function(lambda y, e: loss(y, e), jit_compile=True)
+        np.testing.assert_allclose(compiled(pairs, x).numpy(), expected, rtol=1e-4, atol=1e-6)
+
+    def test_one_subclass_per_class_is_the_plain_loss(self):
+        labels, x = _batch(3)
+        np.testing.assert_allclose(
+            sgm_loss(labels * 2 + 1, x, classes=labels).numpy(),
+            sgm_loss(labels, x).numpy(),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+        loss = keras_sgm.SGMLoss(mixture=True)  # [batch] labels: the usual loss
+        assert float(loss(labels, x)) == pytest.approx(float(keras_sgm.SGMLoss()(labels, x)))
+
+    def test_a_two_mode_class_is_not_penalised_but_one_gaussian_is(self):
+        # Class 0 has two far-apart modes; class 1 sits between them.
+        x = np.array([[-6, 0], [-6.1, 0], [6, 0], [6.1, 0], [0, 0.1], [0, -0.1]], "float32")
+        classes = np.array([0, 0, 0, 0, 1, 1])
+        modes = np.array([0, 0, 1, 1, 2, 2])
+        assert float(np.max(sgm_loss(modes, x, classes=classes).numpy())) < 1e-3
+        # One Gaussian per class: class 0's mean lands on class 1, every posterior is 1/2.
+        np.testing.assert_allclose(sgm_loss(classes, x).numpy(), 0.5, atol=1e-3)
+
+    def test_pairs_are_checked_as_ids(self):
+        loss = keras_sgm.SGMLoss(mixture=True)
+        x = np.zeros((3, 2), "float32")
+        with pytest.raises(ValueError, match="row 1"):
+            loss(np.array([[0, 1], [0.5, 1], [2, 3]], "float32"), x)
+        assert keras_sgm.SGMLoss.from_config(loss.get_config()).mixture

@@ -157,3 +157,28 @@ def test_labels_are_valid_in_graph():
     assert bool(check(tf.constant([[0.2, 0.8], [1.0, 0.0]])))
     assert not bool(check(tf.constant([[0.2, 0.8], [0.0, 0.0]])))
     assert not bool(check(tf.constant([[1.2, -0.2], [1.0, 0.0]])))
+    pairs = tf.function(lambda y: labels_are_valid(y, pairs=True))
+    assert bool(pairs(tf.constant([[0.0, 0.0], [3.0, 0.0]])))  # (sub-class, class) ids
+    assert not bool(pairs(tf.constant([[0.0, 0.0], [0.5, 1.0]])))
+
+
+def test_mixture_loss_trains_on_subclass_class_pairs_and_guards_them():
+    x, y = toy_data()
+    sub = y * 2 + (np.arange(len(y)) % 2)  # two (arbitrary) sub-classes per class
+    pairs = np.stack([sub, y], axis=1).astype("float32")
+    model = keras_sgm.SGMModel(encoder())
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_sgm.SGMLoss(mixture=True))
+    history = model.fit(x, pairs, batch_size=len(y), epochs=30, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    assert 0.0 <= history.history["centroid_accuracy"][-1] <= 1.0
+    model.fit_gaussians(x, sub, class_map={int(s): int(s) // 2 for s in np.unique(sub)})
+    assert model.classes_.tolist() == np.unique(y).tolist()
+    assert np.mean(model.predict_classes(x) == y) > 0.9
+    pairs[4, 0] = np.nan  # a bad sub-class id inside the traced step: nothing applied
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras_sgm.SGMLoss(mixture=True))
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="Non-finite loss or gradients"):
+        model.fit(x, pairs, batch_size=len(y), epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)

@@ -226,3 +226,17 @@ class TestFixedLengthEpochs:
         sampler = ClassBalancedSampler(images, labels, samples_per_class=5)
         with pytest.raises(ValueError, match="steps"):
             sampler.dataset(steps=steps)
+
+
+def test_with_classes_yields_current_and_original_labels():
+    images, labels = _data()
+    sampler = ClassBalancedSampler(images, labels, samples_per_class=2, seed=0)
+    split = labels * 2 + (np.arange(len(labels)) % 2)
+    with pytest.warns(UserWarning):
+        sampler.relabel(split)
+    for index, pairs in _epoch(sampler.dataset(steps=3, with_classes=True)):
+        assert pairs.shape == (len(index), 2)
+        np.testing.assert_array_equal(pairs[:, 0], split[index])
+        np.testing.assert_array_equal(pairs[:, 1], labels[index])
+    with pytest.raises(ValueError, match="targets"):
+        ClassBalancedSampler(images, labels, 2, targets=labels).dataset(with_classes=True)

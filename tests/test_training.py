@@ -381,7 +381,8 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
 
     metrics = json.loads((out / "metrics.json").read_text())
     dgms = metrics["dgms"]
-    assert dgms["representation"] == "features" and dgms["subclasses"] == 10
+    assert dgms["representation"] == "pixels" and dgms["subclasses"] == 10
+    assert dgms["loss"] == "mixture"
     assert len(dgms["levels"]) == 1 and dgms["levels"][0]["epoch"] == 1  # not split again
     # The split recovers the hidden digits (the target: NMI >= 0.5).
     assert dgms["subclass_nmi_vs_hidden"] >= 0.5

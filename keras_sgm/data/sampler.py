@@ -196,6 +196,7 @@ class ClassBalancedSampler:
         self._images = tf.convert_to_tensor(images)
         self._targets = None if targets is None else tf.convert_to_tensor(targets)
         self._labels = tf.Variable(labels, trainable=False, name="balanced_labels", dtype=tf.int64)
+        self._classes = tf.constant(labels, tf.int64)  # the labels given, kept through relabels
         # True once dataset() made epochs whose length follows the labels.
         self.made_label_sized_dataset = False
 
@@ -308,7 +309,7 @@ class ClassBalancedSampler:
         index = tf.reshape(index, tf.stack([rounds * batches_per_round, per_batch, s]))
         return tf.reshape(tf.transpose(index, [0, 2, 1]), tf.stack([-1, per_batch * s]))
 
-    def dataset(self, repeat=False, steps=None):
+    def dataset(self, repeat=False, steps=None, with_classes=False):
         """The `tf.data.Dataset` of `(images, labels)` batches (or `(images, targets)`).
 
         Args:
@@ -329,6 +330,9 @@ class ClassBalancedSampler:
                 through label changes in one `fit` needs (DGMS's
                 `SubclassSplitter`): Keras fixes an epoch's length when `fit`
                 starts, and a relabel changes `steps_per_epoch`.
+            with_classes: bool, default False. Yield `[batch, 2]` labels:
+                (current label, label given at construction) pairs, e.g.
+                (DGMS sub-class, class) for `SGMLoss(mixture=True)`.
         """
         tf = _tf()
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
@@ -340,6 +344,9 @@ class ClassBalancedSampler:
             raise ValueError(f"steps must be a positive int or None; received {steps!r}.")
         if steps is None and not repeat:
             self.made_label_sized_dataset = True
+        if with_classes and self._targets is not None:
+            raise ValueError("with_classes=True yields label pairs; it cannot go with targets.")
+        classes = self._classes
 
         def batches_of(labels):
             def plan(seed):
@@ -360,6 +367,8 @@ class ClassBalancedSampler:
 
         def gather(index, labels):
             y = labels if targets is None else tf.gather(targets, index)
+            if with_classes:
+                y = tf.stack([labels, tf.gather(classes, index)], axis=-1)
             return tf.gather(images, index), y
 
         plans = seeds.flat_map(epoch)

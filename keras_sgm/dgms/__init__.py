@@ -17,12 +17,13 @@ from keras_sgm.dgms.callback import (
 )
 from keras_sgm.dgms.groups import (
     Group,
+    cluster_ids,
     find_groups,
     groups_of_labels,
     medoid_index,
     top_k_members,
 )
-from keras_sgm.dgms.split import Split, cluster, split_classes
+from keras_sgm.dgms.split import Split, split_classes
 
 __all__ = [
     "REPRESENTATIONS",
@@ -30,7 +31,7 @@ __all__ = [
     "Group",
     "Split",
     "SubclassSplitter",
-    "cluster",
+    "cluster_ids",
     "feature_extractor",
     "find_groups",
     "groups_of_labels",

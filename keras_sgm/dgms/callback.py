@@ -10,11 +10,16 @@ so `SGMModel.predict_proba` still reports the original classes.
 
 What is clustered matters (the "collapse trap"): SGMLoss pulls each class
 towards a single Gaussian, so the trained embedding tends to lose the
-sub-groups that DGMS is meant to find. `representation="features"` (the
-default) clusters the backbone's features before the embedding head, which
-keep more of them; `"embedding"` clusters the embedding, as the paper
-describes; `"pixels"` clusters the raw inputs. `scripts/dgms_study.py`
-measures the three against known hidden sub-groups.
+sub-groups that DGMS is meant to find. `representation="pixels"` (the
+default) clusters the raw inputs, which matched known hidden sub-groups best;
+`"features"` clusters the backbone's features before the embedding head,
+which keep more of them than the embedding; `"embedding"` clusters the
+embedding, as the paper describes. `scripts/dgms_study.py` measures the three
+against known hidden sub-groups.
+
+With `SGMLoss(mixture=True)` and `sampler.dataset(..., with_classes=True)`,
+each class trains as the mixture of its sub-classes' Gaussians; with a plain
+`SGMLoss` every sub-class is a class of its own.
 """
 
 import json
@@ -91,7 +96,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         min_size: optional int; the smallest sub-class allowed. Defaults to
             the sampler's `samples_per_class`, so every sub-class fills its
             share of a batch without repeats.
-        representation: `"features"` (default), `"embedding"` or `"pixels"`;
+        representation: `"pixels"` (default), `"features"` or `"embedding"`;
             see the module docstring.
         method: `"kmeans"` (default) or `"em"` (Gaussian mixture by EM).
         seed: int, default 0.
@@ -130,7 +135,7 @@ class SubclassSplitter(keras.callbacks.Callback):
     >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="embedding")])
     >>> model = keras_sgm.SGMModel(encoder)
     >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    >>> splitter = SubclassSplitter(sampler, representation="pixels", verbose=0)
+    >>> splitter = SubclassSplitter(sampler, verbose=0)
     >>> data = sampler.dataset(steps=sampler.steps_per_epoch)
     >>> _ = model.fit(data, epochs=2, callbacks=[splitter], verbose=0)
     >>> splitter.class_of.tolist(), model.predict_proba(x).shape
@@ -145,7 +150,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         levels=1,
         max_subclasses=None,
         min_size=None,
-        representation="features",
+        representation="pixels",
         method="kmeans",
         seed=0,
         state_path=None,

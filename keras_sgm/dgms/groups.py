@@ -195,8 +195,20 @@ def _where(label):
     return "" if label is None else f" in class {label!r}"
 
 
-def _cluster(x, n_groups, method, seed, covariance_type, label):
-    """Cluster ids `[m]` of the rows of `x`; may use fewer than `n_groups` ids."""
+def cluster_ids(x, n_groups, method="em", seed=0, covariance_type="spherical", label=None):
+    """Cluster ids `[m]` of the rows of `x` by k-means or EM; may use fewer than `n_groups` ids.
+
+    EM fits a Gaussian mixture whose means start from the best of 10 k-means
+    runs; scikit-learn's convergence warnings are logged, not raised.
+
+    Args:
+        x: float array `[m, dim]`.
+        n_groups: positive int.
+        method: `"em"` (default) or `"kmeans"`.
+        seed: int, default 0.
+        covariance_type: EM's covariances, default `"spherical"`.
+        label: optional class the rows belong to, named in messages.
+    """
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
@@ -233,7 +245,7 @@ def _cluster(x, n_groups, method, seed, covariance_type, label):
 
 
 def _groups_of(embeddings, rows, n_groups, method, top_k, seed, covariance_type, label):
-    ids = _cluster(embeddings[rows], n_groups, method, seed, covariance_type, label)
+    ids = cluster_ids(embeddings[rows], n_groups, method, seed, covariance_type, label)
     found = np.unique(ids)
     if found.size < n_groups:
         logger.warning(

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-METHODS = ("kmeans", "em")
+from keras_sgm.dgms.groups import METHODS, cluster_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,36 +41,6 @@ class Split:
         return len(self.parent)
 
 
-def cluster(features, k, method="kmeans", seed=0):
-    """Cluster ids `[n]` in `[0, k)` of `features` by k-means or EM.
-
-    Args:
-        features: float array `[n, dim]`.
-        k: int, the number of groups asked for.
-        method: `"kmeans"` (scikit-learn, 10 initialisations) or `"em"`
-            (a spherical Gaussian mixture fitted by EM, the paper's choice
-            for its groups).
-        seed: int, the random state.
-
-    Returns:
-        int64 array `[n]`; some ids may be unused when the data hold fewer
-        than `k` groups.
-    """
-    if method == "kmeans":
-        from sklearn.cluster import KMeans
-
-        model = KMeans(n_clusters=k, n_init=10, random_state=seed)
-    elif method == "em":
-        from sklearn.mixture import GaussianMixture
-
-        model = GaussianMixture(
-            n_components=k, covariance_type="spherical", n_init=2, random_state=seed
-        )
-    else:
-        raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(METHODS)}.")
-    return model.fit_predict(features).astype("int64")
-
-
 def split_classes(
     features,
     labels,
@@ -92,7 +62,8 @@ def split_classes(
             share of a batch without repeats). The members of a smaller group
             join the nearest other group; a class is kept whole when fewer
             than two groups remain.
-        method: `"kmeans"` or `"em"` (see `cluster`).
+        method: `"kmeans"` (10 initialisations) or `"em"` (a spherical
+            Gaussian mixture fitted by EM), see `groups.cluster_ids`.
         seed: int, default 0.
         budgets: optional dict class id -> groups asked for that class
             (at most `clusters`); classes missing from it, or given fewer
@@ -163,7 +134,7 @@ def _split_one(x, c, clusters, min_size, method, seed):
             f"{c}: all {n} examples have the same representation; kept whole"
         )
     k = min(clusters, n // min_size, distinct)
-    groups = _dissolve_small(x, cluster(x, k, method, seed), min_size)
+    groups = _dissolve_small(x, cluster_ids(x, k, method, seed, label=c), min_size)
     counts = np.bincount(groups)
     if len(counts) < 2:
         return np.zeros(n, "int64"), (
