@@ -99,10 +99,17 @@ def labels_are_valid(labels, pairs=False):
     labels = ops.cast(ops.convert_to_tensor(labels), "float32")
     finite = ops.all(ops.isfinite(labels))
     safe = ops.where(ops.isfinite(labels), labels, ops.zeros_like(labels))
-    if len(labels.shape) == 1 or labels.shape[-1] == 1 or (pairs and labels.shape[-1] == 2):
+    pairs = pairs and len(labels.shape) == 2 and labels.shape[-1] == 2
+    if len(labels.shape) == 1 or labels.shape[-1] == 1 or pairs:
         whole = ops.all(ops.equal(safe, ops.round(safe)))
         small = ops.all(ops.less(ops.abs(safe), float(MAX_EXACT_LABEL)))
-        return ops.logical_and(finite, ops.logical_and(whole, small))
+        valid = ops.logical_and(finite, ops.logical_and(whole, small))
+        if pairs:  # a sub-class belongs to one class
+            same_sub = ops.equal(safe[:, :1], ops.transpose(safe[:, :1]))
+            same_class = ops.equal(safe[:, 1:], ops.transpose(safe[:, 1:]))
+            consistent = ops.all(ops.logical_or(ops.logical_not(same_sub), same_class))
+            valid = ops.logical_and(valid, consistent)
+        return valid
     non_negative = ops.all(ops.greater_equal(safe, 0.0))
     rows = ops.all(ops.greater(ops.sum(safe, axis=-1), 0.0))
     return ops.logical_and(finite, ops.logical_and(non_negative, rows))
@@ -354,6 +361,15 @@ def _check_concrete(loss_name, labels, embeddings, pairs=False):
                 f"{loss_name}: class id {ids[row]} at row {row} is too large: Keras casts "
                 f"labels to float32, which keeps ids distinct only below {MAX_EXACT_LABEL}."
             )
+        if pairs:
+            for sub in np.unique(labels[:, 0]):
+                owners = np.unique(labels[labels[:, 0] == sub, 1])
+                if len(owners) > 1:
+                    raise ValueError(
+                        f"{loss_name}: sub-class {sub} appears with classes {owners.tolist()}; "
+                        "in (sub-class, class) pairs every sub-class id must belong to one "
+                        "class (number sub-classes uniquely across classes)."
+                    )
     elif labels.ndim == 2:
         if np.any(labels < 0):
             row = int(np.argwhere(labels < 0)[0][0])
@@ -403,8 +419,11 @@ class SGMLoss(_MetricLoss):
         mixture: bool, default False. For DGMS: labels of shape `[batch, 2]`
             are (sub-class, class) id pairs, and each class is the mixture of
             its sub-classes' Gaussians (see `sgm_loss`'s `classes`); `[batch]`
-            labels are used as usual. `ClassBalancedSampler.dataset(
-            with_classes=True)` yields such pairs.
+            labels are used as usual. Sub-class ids must be unique across
+            classes. `ClassBalancedSampler.dataset(with_classes=True)` yields
+            such pairs (after `SubclassSplitter` splits). Other losses would
+            read `[batch, 2]` pairs as 2-class soft labels: use pairs with
+            `mixture=True` only.
         reduction: Keras loss reduction, default `"sum_over_batch_size"`.
         name: string, default `"sgm_loss"`.
         dtype: the dtype of the loss computation, default float32 (kept in

@@ -378,6 +378,8 @@ def _prepare_output(config):
             ):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "figures", ignore_errors=True)
+    if not config.resume:  # a state left by a run that died after its backup went
+        (out / "dgms_state.json").unlink(missing_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
     return out
@@ -552,6 +554,7 @@ def _splitter(config, sampler, out, train, test, hidden):
         method=config.dgms_method,
         seed=config.seed,
         state_path=out / "dgms_state.json",
+        resume=config.resume,
         fit_gaussians=False,  # train() fits them once, after training
         report=report,
         verbose=config.verbose,

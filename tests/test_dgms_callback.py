@@ -140,7 +140,9 @@ def test_state_file_resumes_the_phase(tmp_path):
 
     # A new process: fresh sampler on the original labels, same state file.
     fresh = ClassBalancedSampler(x, y, samples_per_class=4, seed=1)
-    second = SubclassSplitter(fresh, levels=1, representation="pixels", state_path=state, verbose=0)
+    second = SubclassSplitter(
+        fresh, levels=1, representation="pixels", state_path=state, resume=True, verbose=0
+    )
     model.fit(fresh.dataset(steps=fresh.steps_per_epoch), epochs=1, callbacks=[second], verbose=0)
     assert second.level == 1 and len(second.history) == 1  # no second split
     np.testing.assert_array_equal(second.labels, first.labels)
@@ -148,7 +150,22 @@ def test_state_file_resumes_the_phase(tmp_path):
 
     other = ClassBalancedSampler(x[:-4], y[:-4], samples_per_class=4)
     with pytest.raises(ValueError, match="other training labels"):
-        SubclassSplitter(other, state_path=state, verbose=0).on_train_begin()
+        SubclassSplitter(other, state_path=state, resume=True, verbose=0).on_train_begin()
+    # Without resume=True an old state is not read (it is replaced at the next split).
+    ignored = SubclassSplitter(ClassBalancedSampler(x, y, 4), state_path=state, verbose=0)
+    ignored.on_train_begin()
+    assert ignored.level == 0 and ignored.class_of is None
+
+
+def test_a_second_fit_goes_on_splitting():
+    x, y, _ = _two_mode_classes(per_blob=24)
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    splitter = SubclassSplitter(sampler, levels=2, representation="pixels", verbose=0)
+    model = _model()
+    data = sampler.dataset(steps=sampler.steps_per_epoch)
+    model.fit(data, epochs=1, callbacks=[splitter], verbose=0)
+    model.fit(data, epochs=1, callbacks=[splitter], verbose=0)  # epochs count from 0 again
+    assert splitter.level == 2 and len(splitter.history) == 2
 
 
 def test_label_sized_dataset_warns_at_train_begin():
@@ -182,6 +199,9 @@ def test_features_are_the_input_of_the_embedding_head():
         ({"max_subclasses": 0}, "max_subclasses"),
         ({"representation": "logits"}, "logits"),
         ({"method": "dbscan"}, "dbscan"),
+        ({"min_size": -3}, "min_size"),
+        ({"min_size": 2.5}, "min_size"),
+        ({"batch_size": 0}, "batch_size"),
     ],
 )
 def test_bad_options(kwargs, message):
@@ -205,3 +225,21 @@ def test_mixture_training_through_a_split():
     assert normalized_mutual_info_score(hidden, splitter.labels) == pytest.approx(1.0)
     assert model.gaussian_classes.tolist() == [0, 0, 5, 5]
     assert np.mean(model.predict_classes(x) == y) > 0.9
+
+
+def test_features_of_a_subclassed_encoder_fail_at_train_begin():
+    class Encoder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    x, y, _ = _two_mode_classes()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
+    model = keras_sgm.SGMModel(Encoder())
+    model.compile(optimizer="adam")
+    splitter = SubclassSplitter(sampler, representation="features", verbose=0)
+    with pytest.raises(ValueError, match="representation='pixels' or 'embedding'"):
+        model.fit(sampler.dataset(steps=2), epochs=1, callbacks=[splitter], verbose=0)

@@ -302,4 +302,6 @@ class TestMixture:
         x = np.zeros((3, 2), "float32")
         with pytest.raises(ValueError, match="row 1"):
             loss(np.array([[0, 1], [0.5, 1], [2, 3]], "float32"), x)
+        with pytest.raises(ValueError, match=r"sub-class 1 appears with classes \[3, 4\]"):
+            loss(np.array([[1, 3], [1, 4], [2, 4]]), x)
         assert keras_sgm.SGMLoss.from_config(loss.get_config()).mixture

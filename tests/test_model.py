@@ -160,6 +160,7 @@ def test_labels_are_valid_in_graph():
     pairs = tf.function(lambda y: labels_are_valid(y, pairs=True))
     assert bool(pairs(tf.constant([[0.0, 0.0], [3.0, 0.0]])))  # (sub-class, class) ids
     assert not bool(pairs(tf.constant([[0.0, 0.0], [0.5, 1.0]])))
+    assert not bool(pairs(tf.constant([[2.0, 0.0], [2.0, 1.0]])))  # one sub-class, two classes
 
 
 def test_mixture_loss_trains_on_subclass_class_pairs_and_guards_them():

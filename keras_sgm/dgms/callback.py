@@ -81,7 +81,13 @@ class SubclassSplitter(keras.callbacks.Callback):
 
     Train on a fixed-length dataset of the same sampler, since each split
     changes the number of (sub-)classes and Keras fixes an epoch's length when
-    `fit` starts: `sampler.dataset(steps=sampler.steps_per_epoch)`.
+    `fit` starts: `sampler.dataset(steps=sampler.steps_per_epoch)`. With the
+    sampler's `classes_per_batch=None` every batch holds every sub-class, so
+    a batch grows `clusters` times per level (mind the memory); set
+    `classes_per_batch` to keep its size.
+
+    Sub-class ids are unique across classes (contiguous from 0 after the
+    first split), as `SGMLoss(mixture=True)` needs.
 
     Args:
         sampler: the `ClassBalancedSampler` the model trains on; it is
@@ -101,9 +107,11 @@ class SubclassSplitter(keras.callbacks.Callback):
         method: `"kmeans"` (default) or `"em"` (Gaussian mixture by EM).
         seed: int, default 0.
         state_path: optional path of a JSON file where the state (level,
-            labels, sub-class map, history) is written after each split and
-            read back at the start of training, so a resumed run keeps its
-            DGMS phase.
+            labels, sub-class map, history) is written after each split.
+        resume: bool, default False. Read `state_path` back at the start of
+            training (if it exists), so a resumed run keeps its DGMS phase;
+            the splits of epochs it already records are not redone. Without
+            `resume`, an existing state file is replaced at the first split.
         fit_gaussians: bool, default True; at the end of training, fit the
             model's Gaussians (an `SGMModel`'s) on the sub-classes with the
             sub-class -> class map.
@@ -154,6 +162,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         method="kmeans",
         seed=0,
         state_path=None,
+        resume=False,
         fit_gaussians=True,
         batch_size=256,
         report=None,
@@ -167,10 +176,13 @@ class SubclassSplitter(keras.callbacks.Callback):
         ):
             if isinstance(value, bool) or int(value) != value or value < low:
                 raise ValueError(f"{name} must be an int >= {low}; received {value!r}.")
-        if max_subclasses is not None and (
-            int(max_subclasses) != max_subclasses or max_subclasses < 1
+        for name, value in (
+            ("max_subclasses", max_subclasses),
+            ("min_size", min_size),
+            ("batch_size", batch_size),
         ):
-            raise ValueError(f"max_subclasses must be a positive int; received {max_subclasses!r}.")
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive int; received {value!r}.")
         if representation not in REPRESENTATIONS:
             raise ValueError(
                 f"Unknown representation {representation!r}; choose one of {list(REPRESENTATIONS)}."
@@ -185,6 +197,8 @@ class SubclassSplitter(keras.callbacks.Callback):
         self.method = method
         self.seed = int(seed)
         self.state_path = None if state_path is None else Path(state_path)
+        self.resume = bool(resume)
+        self._resumed_epochs = set()  # splits recorded before a resumed fit
         self.fit_gaussians = bool(fit_gaussians)
         self.batch_size = int(batch_size)
         self.report = report
@@ -262,8 +276,19 @@ class SubclassSplitter(keras.callbacks.Callback):
                 "sampler.dataset(steps=sampler.steps_per_epoch).",
                 stacklevel=2,
             )
-        if self.state_path is not None and self.state_path.is_file():
+        if self.representation == "features":
+            try:
+                feature_extractor(self.model)
+            except (AttributeError, ValueError) as error:
+                raise ValueError(
+                    f"SubclassSplitter(representation='features') cannot read this model's "
+                    f"features before its embedding head ({error}); it needs a functional or "
+                    "Sequential encoder. Use representation='pixels' or 'embedding'."
+                ) from error
+        self._resumed_epochs = set()
+        if self.resume and self.state_path is not None and self.state_path.is_file():
             self._read_state()
+            self._resumed_epochs = {entry["epoch"] for entry in self.history}
             if self.verbose:
                 print(
                     f"SubclassSplitter: resumed at level {self.level}, "
@@ -271,8 +296,9 @@ class SubclassSplitter(keras.callbacks.Callback):
                 )
 
     def on_epoch_end(self, epoch, logs=None):
-        done = any(entry["epoch"] == epoch + 1 for entry in self.history)  # a resumed epoch
-        if self.level < self.levels and (epoch + 1) % self.every == 0 and not done:
+        if (epoch + 1) in self._resumed_epochs:  # split before the run was interrupted
+            return
+        if self.level < self.levels and (epoch + 1) % self.every == 0:
             self.split(epoch)
 
     def on_train_end(self, logs=None):
