@@ -63,11 +63,10 @@ def main(argv=None):
             raise ValueError(f"No model file at {path}.")
         model = keras.saving.load_model(path)
         image_size, channels = _input_size(model)
-        images, paths, skipped = load_album(
+        # load_album logs each skipped file (a warning, on stderr), naming it
+        images, paths, _ = load_album(
             args.folder, image_size, channels, skip_unreadable=args.skip_unreadable
         )
-        for skip in skipped:
-            print(f"skipped unreadable file: {skip}", file=sys.stderr)
         chosen = summarize_album(model, images, args.k, seed=args.seed, method=args.method)
         sheet = plot_contact_sheet(
             images[chosen], args.output, titles=[paths[i].name for i in chosen]
