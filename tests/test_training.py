@@ -410,3 +410,13 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
 def test_bad_dgms_settings(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict({"dataset": "digits", **changes})
+
+
+@pytest.mark.parametrize("name", ["paper.yaml", "paper_dgms.yaml"])
+def test_shipped_configs_are_valid(name):
+    root = Path(__file__).resolve().parents[1]
+    values = _script("train").read_config_file(root / "configs" / name)
+    config = TrainConfig.from_dict({**values, "dataset": "ferplus", "data_dir": "/data/ferplus"})
+    assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
+    if name == "paper_dgms.yaml":  # 1 -> 2 -> 4 -> 5 sub-classes per class, trained on after
+        assert config.dgms_max_subclasses == 5 and config.dgms_every * 3 < config.epochs
