@@ -393,25 +393,24 @@ def _load_model(directory):
             f"{directory} holds a Keras {kind!r}, not a keras_sgm SGMModel; "
             "keras_sgm.from_pretrained loads only keras_sgm models."
         )
-    try:
-        model = keras.saving.load_model(directory, compile=False, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" in str(error) or "lambda" in str(error).lower():
-            raise ValueError(
-                f"Refused to load {directory}: its model holds a Python lambda (e.g. a Lambda "
-                "layer), which could run arbitrary code, and keras_sgm loads with Keras' "
-                "safe_mode on. Only if you trust its author, load it with "
-                "keras.saving.load_model(path, safe_mode=False)."
-            ) from error
-        raise ValueError(f"Cannot load the model in {directory}: {error}") from error
-    except (OSError, TypeError, KeyError) as error:  # a damaged weights file or config
-        raise ValueError(
+
+    def damaged(error):
+        if isinstance(error, ValueError):
+            return f"Cannot load the model in {directory}: {error}"
+        # a damaged weights file or config
+        return (
             f"Cannot load the model in {directory} ({type(error).__name__}: {error}); the "
             "repo is damaged or was not written by keras_sgm: download or write it again."
-        ) from error
-    if not isinstance(model, SGMModel):
-        raise ValueError(f"{directory} holds a {type(model).__name__}, not a keras_sgm SGMModel.")
-    return model
+        )
+
+    return _safe_load(
+        directory,
+        refusal=f"Refused to load {directory}: its model holds a Python lambda (e.g. a Lambda "
+        "layer), which could run arbitrary code, and keras_sgm loads with Keras' "
+        "safe_mode on. Only if you trust its author, load it with "
+        "keras.saving.load_model(path, safe_mode=False).",
+        damaged=damaged,
+    )
 
 
 def _read_json(path):
@@ -619,16 +618,34 @@ def _source(source):
 
 
 def _safe_load_file(path):
+    """A `.keras` file about to be published, loaded as `from_pretrained` would load it."""
+    return _safe_load(
+        path,
+        refusal=f"Refused to publish {path}: its model holds a Python lambda (e.g. a Lambda "
+        "layer), which keras_sgm.from_pretrained would refuse to load under safe_mode; "
+        "replace it with a registered layer or function.",
+    )
+
+
+def _safe_load(path, refusal, damaged=None):
+    """Keras' `load_model` with `safe_mode` on and no optimizer; the model must be an SGMModel.
+
+    Args:
+        path: a `.keras` file or a directory in Keras' `hf://` layout.
+        refusal: the `ValueError` message for a model holding a Python lambda.
+        damaged: optional callable, load error -> `ValueError` message for any
+            other failure to load; without it those errors propagate as raised.
+    """
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        if "safe_mode" in str(error) or "lambda" in str(error).lower():
-            raise ValueError(
-                f"Refused to publish {path}: its model holds a Python lambda (e.g. a Lambda "
-                "layer), which keras_sgm.from_pretrained would refuse to load under safe_mode; "
-                "replace it with a registered layer or function."
-            ) from error
-        raise
+    except (ValueError, OSError, TypeError, KeyError) as error:
+        if isinstance(error, ValueError) and (
+            "safe_mode" in str(error) or "lambda" in str(error).lower()
+        ):
+            raise ValueError(refusal) from error
+        if damaged is None:
+            raise
+        raise ValueError(damaged(error)) from error
     if not isinstance(model, SGMModel):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a keras_sgm SGMModel.")
     return model
