@@ -512,15 +512,23 @@ def train(config, callbacks=()):
     if config.method == "ce":
         model.save(out / "classifier.keras")
     embedder.save(out / "model.keras")
+    train_emb = embedder.predict(train_split[0], verbose=0)
     metrics = evaluate_model(
-        embedder, train_split, test, names, out, seed=config.seed, knn_k=config.knn_k
+        embedder,
+        train_split,
+        test,
+        names,
+        out,
+        seed=config.seed,
+        knn_k=config.knn_k,
+        train_emb=train_emb,
     )
     metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
     metrics["epochs_run_in_this_session"] = len(history.epoch)
     metrics.update(method=config.method, arch=config.arch, dataset=config.dataset)
     if splitter:
         metrics["dgms"] = dgms_outputs(
-            embedder, splitter, train_split, names, out, extras.get("subgroup"), config.seed
+            train_emb, splitter, train_split, names, out, extras.get("subgroup"), config.seed
         )
         metrics["dgms"]["loss"] = "mixture" if _mixture(config) else "subclass"
     write_json(out / "metrics.json", metrics)
@@ -561,8 +569,11 @@ def _splitter(config, sampler, out, train, test, hidden):
     )
 
 
-def dgms_outputs(model, splitter, train, class_names, out, hidden=None, seed=0):
+def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, seed=0):
     """The `metrics.json["dgms"]` summary of a DGMS run, and its figures.
+
+    `embeddings` are the trained model's embeddings of the training images
+    `train[0]`, whose labels are `train[1]`.
 
     Writes `figures/tsne_subclasses.png` (the training embedding coloured by
     sub-class, paper Fig. 7) and `figures/subclass_groups.png` (the Top-16 of
@@ -572,7 +583,6 @@ def dgms_outputs(model, splitter, train, class_names, out, hidden=None, seed=0):
     from keras_sgm.dgms import groups_of_labels
 
     class_map = splitter.class_map
-    embeddings = model.predict(train[0], verbose=0)
     names = {s: f"{class_names[c]}/{s}" for s, c in class_map.items()}
     figures = Path(out) / "figures"
     viz.plot_tsne(embeddings, splitter.labels, figures / "tsne_subclasses.png", names, seed=seed)
@@ -596,16 +606,18 @@ def dgms_outputs(model, splitter, train, class_names, out, hidden=None, seed=0):
     return summary
 
 
-def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11):
+def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11, train_emb=None):
     """The paper's protocol for an `SGMModel` on `(images, labels)` splits, with figures.
 
     Writes `out/figures/*.png`; returns the metrics dict (see
     `keras_sgm.evaluation.evaluate_embeddings`) plus `bayes_accuracy` (the
-    model's Gaussians) and `class_names`.
+    model's Gaussians) and `class_names`. `train_emb` may pass the training
+    images' embeddings when the caller has them already.
     """
     from keras_sgm import evaluation, viz
 
-    train_emb = model.predict(train[0], verbose=0)
+    if train_emb is None:
+        train_emb = model.predict(train[0], verbose=0)
     test_emb = model.predict(test[0], verbose=0)
     metrics = evaluation.evaluate_embeddings(
         train_emb, train[1], test_emb, test[1], knn_k=knn_k, seed=seed
