@@ -1,0 +1,377 @@
+"""keras_sgm's Gradio app: classify facial expressions, retrieve, browse clusters, summarize albums.
+
+    python apps/app.py                                # the default model (trained once, cached)
+    python apps/app.py --model ORG/NAME               # a keras_sgm repo on the Hugging Face Hub
+    python apps/app.py --model path/to/repo --port 7860
+
+--model takes a keras_sgm model repo (written by scripts/push_to_hub.py or
+keras_sgm.hub.save_pretrained), on the Hub or in a local directory; the
+KERAS_SGM_MODEL environment variable does the same (a Space sets it). Without
+either, the app serves the default model: FMPNet trained with SGMLoss on the
+synthetic faces, trained on first start (a few minutes on a CPU) and cached in
+$KERAS_SGM_DEMO_MODEL (default ~/.cache/keras_sgm/demo_synthetic_faces).
+
+All logic lives in keras_sgm.demo and keras_sgm.faces; this file lays out the page.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+try:
+    import gradio as gr
+except ImportError as error:  # pragma: no cover - only without the extra
+    raise SystemExit("The app needs Gradio: pip install 'keras-sgm[app]'.") from error
+import numpy as np  # noqa: E402
+
+from keras_sgm import demo as engine  # noqa: E402
+from keras_sgm import faces  # noqa: E402
+
+logger = logging.getLogger("keras_sgm.app")
+
+DETECT, WHOLE = "Detect faces (OpenCV)", "The photo is one face crop"
+MAX_DISPLAY_SIDE = 1024
+
+ABOUT = """
+**How it works.** The model maps a face to a 64-d embedding trained with the *Structured Gaussian
+Manifold* loss: every expression is a Gaussian whose mean is the mean of its embeddings, and
+training makes each face's posterior by Bayes' rule match its label. So a face is classified
+twice: by **Bayes' rule** over the class Gaussians, and by the vote of its **K = 11 nearest**
+gallery faces. **DGMS** splits classes into sub-classes (the *Browse clusters* tab), and the
+medoids of EM groups **summarize an album**. Paper: *Deep Metric Structured Learning For Facial
+Expression Recognition*; code: keras_sgm.
+"""
+
+
+def _message(lines):
+    lines = [line for line in lines if line]
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def _warning(text):
+    return f"⚠️ {text}"
+
+
+def _rgb(thumbnail):
+    return thumbnail if thumbnail.shape[-1] == 3 else np.repeat(thumbnail, 3, axis=-1)
+
+
+def _display(photo, results):
+    """The photo (at most MAX_DISPLAY_SIDE a side) with one labelled box per face."""
+    pixels = photo.pixels
+    scale = min(1.0, MAX_DISPLAY_SIDE / max(pixels.shape[:2]))
+    if scale < 1.0:
+        from PIL import Image
+
+        size = (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale))
+        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+    boxes = []
+    for i, result in enumerate(results):
+        x, y, w, h = (round(v * scale) for v in result.face.box)
+        prob = result.posterior[result.label]
+        boxes.append(((x, y, x + w, y + h), f"{i + 1}: {result.label} {prob:.2f}"))
+    return pixels, boxes
+
+
+def _read(upload, webcam):
+    """The `Photo` of an upload (file path) or webcam frame; `PhotoError` if unusable."""
+    if upload:
+        return faces.read_photo(upload)
+    if webcam is not None:
+        return faces.read_photo(webcam, name="webcam photo")
+    raise faces.PhotoError("Upload a photo or take one with the webcam first.")
+
+
+def _no_face(photo, mode):
+    if mode == WHOLE:
+        return f"No face in {photo.name}."
+    return (
+        f"No face found in {photo.name} (OpenCV's frontal-face detector). If the photo is "
+        f"already a cropped face, choose '{WHOLE}'."
+    )
+
+
+class Handlers:
+    """The app's callbacks over an `ExpressionDemo`: each turns bad input into a message."""
+
+    def __init__(self, demo):
+        self.demo = demo
+
+    def _faces(self, upload, webcam, mode):
+        photo = _read(upload, webcam)
+        results = self.demo.classify(photo, whole=mode == WHOLE)
+        return photo, results
+
+    def classify(self, upload, webcam, mode):
+        try:
+            photo, results = self._faces(upload, webcam, mode)
+        except (faces.PhotoError, ValueError) as error:
+            return None, None, [], _warning(error)
+        if not results:
+            return photo.pixels, None, [], _warning(_no_face(photo, mode))
+        rows = []
+        for i, r in enumerate(results):
+            votes = ", ".join(f"{name} {n}" for name, n in r.knn_votes.items())
+            rows.append(
+                [i + 1, r.label, round(r.posterior[r.label], 4), r.knn_label or "-", votes or "-"]
+            )
+        first = results[0]
+        lines = [
+            f"{len(results)} face(s) in {photo.name}. Face 1: **{first.label}** by Bayes' rule"
+            + (
+                f", **{first.knn_label}** by its {self.demo.knn_k} nearest neighbours."
+                if first.knn_label
+                else "."
+            )
+        ]
+        return _display(photo, results), first.posterior, rows, _message([*lines, *photo.notes])
+
+    def retrieve(self, upload, webcam, mode, k, which):
+        try:
+            photo, results = self._faces(upload, webcam, mode)
+            if not results:
+                raise faces.PhotoError(_no_face(photo, mode))
+            which = int(which)
+            if not 1 <= which <= len(results):
+                raise faces.PhotoError(
+                    f"{photo.name} holds {len(results)} face(s); choose a face from 1 to "
+                    f"{len(results)}."
+                )
+            query = results[which - 1]
+            matches = self.demo.retrieve(query.embedding, int(k))
+        except (faces.PhotoError, ValueError) as error:
+            return None, [], [], _warning(error)
+        items = [
+            (_rgb(m.thumbnail), f"{m.label} · d = {m.distance:.3f}")
+            for m in matches
+            if m.thumbnail is not None
+        ]
+        rows = [[i + 1, m.label, round(m.distance, 4), m.index] for i, m in enumerate(matches)]
+        lines = [f"The {len(matches)} gallery faces nearest to face {which} ({query.label})."]
+        if not self.demo.has_thumbnails:
+            lines.append("This model's gallery has no thumbnails: only labels are shown.")
+        return _rgb(query.face.thumbnail), items, rows, _message([*lines, *photo.notes])
+
+    def browse(self, class_name, n_groups):
+        try:
+            path, kind, groups = self.demo.group_figure(class_name, int(n_groups))
+            embedding_map = self.demo.embedding_map()
+        except ValueError as error:
+            return None, None, _warning(error)
+        sizes = ", ".join(str(g.size) for g in groups)
+        text = (
+            f"**{class_name}**: {len(groups)} {kind} of the gallery (sizes {sizes}); each row is "
+            "a group's Top-16, its medoid (outlined) first. "
+            + (
+                "The model's own DGMS sub-class Gaussians define them."
+                if kind.startswith("DGMS")
+                else "This model has one Gaussian per class, so EM finds the groups "
+                "(the number of groups applies)."
+            )
+        )
+        return str(path), str(embedding_map), text
+
+    def summarize(self, uploads, k, mode):
+        uploads = uploads or []
+        try:
+            summary = self.demo.summarize(uploads, int(k), whole=mode == WHOLE)
+        except (faces.PhotoError, ValueError) as error:
+            return [], _warning(error)
+        items = [
+            (_rgb(r.face.thumbnail), f"{source} · {r.label}")
+            for r, source in zip(summary.faces, summary.sources)
+        ]
+        head = (
+            f"{len(summary.faces)} faces chosen from {summary.total_faces} in "
+            f"{len(uploads)} photo(s): the medoids of EM groups, largest group first."
+        )
+        return items, _message([head, *summary.messages])
+
+
+def build_app(demo, examples_dir=None):
+    """The Gradio Blocks page over an `ExpressionDemo`."""
+    handlers = Handlers(demo)
+    examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="keras_sgm_examples_"))
+    try:
+        examples = engine.write_examples(examples_dir, demo.detector)
+    except ValueError as error:  # the cascade found no synthetic face: no group example
+        logger.warning("examples: %s", error)
+        examples = None
+
+    metrics = demo.metrics or {}
+    figures = [
+        f"{k} {metrics[v]:.3f}"
+        for k, v in (
+            ("kNN accuracy", "knn_accuracy"),
+            ("Bayes accuracy", "bayes_accuracy"),
+            ("k-means NMI", "nmi"),
+        )
+        if v in metrics
+    ]
+    with gr.Blocks(title="keras_sgm: facial expressions") as app:
+        gr.Markdown(
+            f"# Facial expressions with deep metric structured learning\n"
+            f"Model: `{demo.title}` ({len(demo.class_names)} classes"
+            + (f"; test split: {', '.join(figures)}" if figures else "")
+            + f"; gallery: {len(demo.index) if demo.index is not None else 0} faces)."
+        )
+        with gr.Accordion("About the method", open=False):
+            gr.Markdown(ABOUT)
+        with gr.Tab("Classify"):
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="Photo", file_types=["image"], type="filepath")
+                    webcam = gr.Image(
+                        label="...or a webcam photo", sources=["webcam"], type="numpy"
+                    )
+                    mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+                    button = gr.Button("Classify", variant="primary")
+                with gr.Column():
+                    status = gr.Markdown(elem_id="classify-status")
+                    boxed = gr.AnnotatedImage(label="Faces found")
+                    posterior = gr.Label(
+                        label="Face 1: posterior by Bayes' rule", num_top_classes=8
+                    )
+                    table = gr.Dataframe(
+                        headers=["face", "Bayes class", "probability", "kNN vote", "votes (K)"],
+                        label="Every face",
+                        interactive=False,
+                    )
+            button.click(
+                handlers.classify,
+                [upload, webcam, mode],
+                [boxed, posterior, table, status],
+                api_name="classify",
+            )
+            if examples:
+                gr.Examples(
+                    [[str(examples["group"]), DETECT]]
+                    + [[str(p), WHOLE] for p in examples["faces"]],
+                    inputs=[upload, mode],
+                    label="Examples (synthetic faces: a stand-in, not real people)",
+                )
+        with gr.Tab("Retrieve"):
+            with gr.Row():
+                with gr.Column():
+                    r_upload = gr.File(label="Query photo", file_types=["image"], type="filepath")
+                    r_webcam = gr.Image(
+                        label="...or a webcam photo", sources=["webcam"], type="numpy"
+                    )
+                    r_mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+                    r_k = gr.Slider(1, 32, value=8, step=1, label="K (gallery faces)")
+                    r_face = gr.Number(value=1, precision=0, label="Face number (left to right)")
+                    r_button = gr.Button("Retrieve", variant="primary")
+                with gr.Column():
+                    r_status = gr.Markdown(elem_id="retrieve-status")
+                    r_query = gr.Image(label="Query face", interactive=False, height=120)
+                    r_gallery = gr.Gallery(label="Nearest gallery faces", columns=8, height=300)
+                    r_table = gr.Dataframe(
+                        headers=["rank", "label", "distance", "gallery row"], interactive=False
+                    )
+            r_button.click(
+                handlers.retrieve,
+                [r_upload, r_webcam, r_mode, r_k, r_face],
+                [r_query, r_gallery, r_table, r_status],
+                api_name="retrieve",
+            )
+            if examples:
+                gr.Examples(
+                    [[str(p), WHOLE] for p in examples["faces"][:4]], inputs=[r_upload, r_mode]
+                )
+        with gr.Tab("Browse clusters"):
+            with gr.Row():
+                c_class = gr.Dropdown(demo.class_names, value=demo.class_names[0], label="Class")
+                c_groups = gr.Slider(2, 8, value=4, step=1, label="EM groups (without DGMS)")
+                c_button = gr.Button("Show", variant="primary")
+            c_status = gr.Markdown(elem_id="browse-status")
+            with gr.Row():
+                c_grid = gr.Image(label="Groups: medoid and Top-16", interactive=False)
+                c_map = gr.Image(label="2-D map of the embedding (t-SNE)", interactive=False)
+            c_button.click(
+                handlers.browse, [c_class, c_groups], [c_grid, c_map, c_status], api_name="browse"
+            )
+        with gr.Tab("Summarize album"):
+            with gr.Row():
+                with gr.Column():
+                    a_files = gr.File(
+                        label="Photos",
+                        file_count="multiple",
+                        file_types=["image"],
+                        type="filepath",
+                    )
+                    a_k = gr.Slider(1, 16, value=8, step=1, label="K (faces to show)")
+                    a_mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+                    a_button = gr.Button("Summarize", variant="primary")
+                with gr.Column():
+                    a_status = gr.Markdown(elem_id="album-status")
+                    a_gallery = gr.Gallery(label="Representative faces", columns=4)
+            a_button.click(
+                handlers.summarize,
+                [a_files, a_k, a_mode],
+                [a_gallery, a_status],
+                api_name="summarize",
+            )
+            if examples:
+                gr.Examples(
+                    [[[str(p) for p in examples["album"]], 8, WHOLE]],
+                    inputs=[a_files, a_k, a_mode],
+                    label="Example album: 24 synthetic faces",
+                )
+    return app
+
+
+def load_demo(model=None, progress=print):
+    """The `ExpressionDemo` for `--model` (or $KERAS_SGM_MODEL), else the default model."""
+    model = model or os.environ.get("KERAS_SGM_MODEL")
+    if not model:
+        model = engine.ensure_demo_model(progress=progress)
+    return engine.ExpressionDemo.from_pretrained(model)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--model", help="a keras_sgm repo: Hub id ORG/NAME or a local directory")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--concurrency", type=int, default=4, help="requests run at once")
+    parser.add_argument("--queue-size", type=int, default=64, help="requests waiting at most")
+    return parser
+
+
+def launch(app, host="127.0.0.1", port=7860, concurrency=4, queue_size=64, **kwargs):
+    """Start the server with the queue and upload limits the app relies on."""
+    app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=faces.MAX_BYTES,
+        show_error=True,
+        **kwargs,
+    )
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        demo = load_demo(args.model)
+    except (ValueError, OSError, ImportError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    launch(build_app(demo), args.host, args.port, args.concurrency, args.queue_size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
