@@ -1,7 +1,12 @@
 """A small keras_sgm repo on the synthetic faces, trained in seconds, for the app's tests."""
 
+import contextlib
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+
 import keras
-import numpy as np
 
 import keras_sgm
 from keras_sgm import hub
@@ -42,3 +47,39 @@ def make_repo(directory, per_class=40, epochs=30, seed=0):
         gallery=gallery,
     )
     return directory, x, y
+
+
+APP_FILE = Path(__file__).resolve().parents[1] / "apps" / "app.py"
+
+
+def app_module():
+    """apps/app.py, imported as the module `keras_sgm_app` (apps/ is not a package)."""
+    if "keras_sgm_app" in sys.modules:
+        return sys.modules["keras_sgm_app"]
+    spec = importlib.util.spec_from_file_location("keras_sgm_app", APP_FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["keras_sgm_app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(repo_dir, concurrency=4, queue_size=64):
+    """Serve apps/app.py over `repo_dir` on a free localhost port; yields its URL."""
+    app_lib = app_module()
+    demo = app_lib.load_demo(str(repo_dir))
+    blocks = app_lib.build_app(demo)
+    port = free_port()
+    app_lib.launch(
+        blocks, "127.0.0.1", port, concurrency, queue_size, prevent_thread_lock=True, quiet=True
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        blocks.close()

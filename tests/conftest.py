@@ -6,6 +6,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -20,3 +21,19 @@ settings.register_profile(
     "keras_sgm", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("keras_sgm")
+
+
+@pytest.fixture(scope="session")
+def app_repo(tmp_path_factory):
+    """`(repo_dir, images, labels)`: a small SGM model on synthetic faces, saved with its gallery."""
+    from tests.app_support import make_repo
+
+    return make_repo(tmp_path_factory.mktemp("app") / "repo")
+
+
+@pytest.fixture(scope="session")
+def app_examples(tmp_path_factory):
+    """The app's example photos (`keras_sgm.demo.write_examples`)."""
+    from keras_sgm import demo
+
+    return demo.write_examples(tmp_path_factory.mktemp("examples"))
