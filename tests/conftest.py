@@ -25,7 +25,7 @@ settings.load_profile("keras_sgm")
 
 @pytest.fixture(scope="session")
 def app_repo(tmp_path_factory):
-    """`(repo_dir, images, labels)`: a small SGM model on synthetic faces, saved with its gallery."""
+    """`(repo_dir, images, labels)`: a small SGM model on synthetic faces with its gallery."""
     from tests.app_support import make_repo
 
     return make_repo(tmp_path_factory.mktemp("app") / "repo")
