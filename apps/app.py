@@ -6,8 +6,9 @@
 
 --model takes a keras_sgm model repo (written by scripts/push_to_hub.py or
 keras_sgm.hub.save_pretrained), on the Hub or in a local directory; the
-KERAS_SGM_MODEL environment variable does the same (a Space sets it). Without
-either, the app serves the default model: FMPNet trained with SGMLoss on the
+KERAS_SGM_MODEL environment variable does the same, and so does the first of
+`models:` in the README.md beside this file (a Space's front matter). Without
+any, the app serves the default model: FMPNet trained with SGMLoss on the
 synthetic faces, trained on first start (a few minutes on a CPU) and cached in
 $KERAS_SGM_DEMO_MODEL (default ~/.cache/keras_sgm/demo_synthetic_faces).
 
@@ -33,6 +34,7 @@ import numpy as np  # noqa: E402
 
 from keras_sgm import demo as engine  # noqa: E402
 from keras_sgm import faces  # noqa: E402
+from keras_sgm.space import space_model  # noqa: E402
 
 logger = logging.getLogger("keras_sgm.app")
 
@@ -328,8 +330,9 @@ def build_app(demo, examples_dir=None):
 
 
 def load_demo(model=None, progress=print):
-    """The `ExpressionDemo` for `--model` (or $KERAS_SGM_MODEL), else the default model."""
-    model = model or os.environ.get("KERAS_SGM_MODEL")
+    """The `ExpressionDemo` for `--model`, else $KERAS_SGM_MODEL, else the first of the
+    `models:` of the README.md beside this file (a Space's), else the default model."""
+    model = model or os.environ.get("KERAS_SGM_MODEL") or space_model(Path(__file__).parent)
     if not model:
         model = engine.ensure_demo_model(progress=progress)
     return engine.ExpressionDemo.from_pretrained(model)
