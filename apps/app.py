@@ -117,7 +117,7 @@ class Handlers:
         except (faces.PhotoError, ValueError) as error:
             return None, None, [], _warning(error)
         if not results:
-            return photo.pixels, None, [], _warning(_no_face(photo, mode))
+            return _display(photo, []), None, [], _warning(_no_face(photo, mode))
         rows = []
         for i, r in enumerate(results):
             votes = ", ".join(f"{name} {n}" for name, n in r.knn_votes.items())

@@ -20,6 +20,7 @@ Reference:
 import dataclasses
 import io
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -147,8 +148,14 @@ def _decode(data, name, max_pixels):
                 f"{name} is not an image that can be read (it starts with {data[:12]!r}); "
                 "upload a JPEG, PNG, GIF, BMP or WebP photo."
             ) from None
-        except Image.DecompressionBombError:
-            raise PhotoError(f"{name} is too large to decode safely.") from None
+        except Image.DecompressionBombError as error:
+            # Pillow refuses before we can read the size: its message holds the count.
+            found = re.search(r"\((\d+) pixels\)", str(error))
+            size = f" ({_megapixels(int(found.group(1)))})" if found else ""
+            raise PhotoError(
+                f"{name} is too large to decode safely{size}; the limit is "
+                f"{_megapixels(max_pixels)}: resize it and upload it again."
+            ) from None
         with image:
             width, height = image.size
             if width * height > max_pixels:
