@@ -293,9 +293,21 @@ def build_app(demo, examples_dir=None):
                 c_groups = gr.Slider(2, 8, value=4, step=1, label="EM groups (without DGMS)")
                 c_button = gr.Button("Show", variant="primary")
             c_status = gr.Markdown(elem_id="browse-status")
-            with gr.Row():
-                c_grid = gr.Image(label="Groups: medoid and Top-16", interactive=False)
-                c_map = gr.Image(label="2-D map of the embedding (t-SNE)", interactive=False)
+            # The grid is 16 faces wide: it gets the page's width, the map goes below.
+            # Labels off: they would cover the figures' own titles.
+            c_grid = gr.Image(
+                label="Groups: medoid and Top-16",
+                show_label=False,
+                elem_id="group-grid",
+                interactive=False,
+            )
+            c_map = gr.Image(
+                label="2-D map of the embedding (t-SNE)",
+                show_label=False,
+                elem_id="embedding-map",
+                interactive=False,
+                width=700,
+            )
             c_button.click(
                 handlers.browse, [c_class, c_groups], [c_grid, c_map, c_status], api_name="browse"
             )

@@ -316,7 +316,7 @@ class ExpressionDemo:
         path = self._figures / f"groups_{self.class_names.index(class_name)}_{len(groups)}.png"
         word = "sub-class" if kind == "DGMS sub-classes" else "group"
         shown = [dataclasses.replace(g, label=i) for i, g in enumerate(groups)]
-        names = {i: f"{class_name} {word} {i + 1} ({g.size})" for i, g in enumerate(groups)}
+        names = {i: f"{class_name} {word} {i + 1}" for i in range(len(groups))}
         viz.plot_group_grid(images, shown, path, top_k=top_k, class_names=names)
         return path, kind, groups
 

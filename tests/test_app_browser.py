@@ -172,8 +172,8 @@ def test_browse_clusters_shows_groups_and_map(page, class_names):
     page.get_by_role("button", name="Show", exact=True).click()
     status = page.locator("#browse-status")
     expect(status).to_contain_text(f"{class_names[0]}: 4 EM groups")
-    for label in ["Groups: medoid and Top-16", "2-D map of the embedding (t-SNE)"]:
-        image = block(page, label).locator("img")
+    for label in ["group-grid", "embedding-map"]:
+        image = tab(page).locator(f"#{label} img")
         expect(image).to_have_count(1)
         expect(image).to_have_attribute("src", re.compile(r"\.png$"))
         # Loaded and decoded by the browser, not just referenced.
