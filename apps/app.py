@@ -9,7 +9,7 @@ keras_sgm.hub.save_pretrained), on the Hub or in a local directory; the
 KERAS_SGM_MODEL environment variable does the same, and so does the first of
 `models:` in the README.md beside this file (a Space's front matter). Without
 any, the app serves the default model: FMPNet trained with SGMLoss on the
-synthetic faces, trained on first start (a few minutes on a CPU) and cached in
+synthetic faces, trained on first start (about a minute on 2 CPU cores) and cached in
 $KERAS_SGM_DEMO_MODEL (default ~/.cache/keras_sgm/demo_synthetic_faces).
 
 All logic lives in keras_sgm.demo and keras_sgm.faces; this file lays out the page.

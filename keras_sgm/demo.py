@@ -416,7 +416,7 @@ def ensure_demo_model(directory=None, config=None, progress=None):
     """The directory of the default model, training and caching it on first use.
 
     The default model is `scripts/train.py`'s default run (FMPNet trained with
-    SGMLoss on the synthetic faces, about 2 minutes on 2 CPU cores), saved as a
+    SGMLoss on the synthetic faces, about 70 s on 2 CPU cores), saved as a
     keras_sgm repo whose gallery is the training split with thumbnails (the
     synthetic faces may be redistributed).
 
@@ -444,7 +444,7 @@ def ensure_demo_model(directory=None, config=None, progress=None):
         run_config = training.TrainConfig.from_dict(values)
         say(
             f"Training the demo model ({run_config.arch}, {run_config.epochs} epochs on "
-            f"{run_config.dataset}); this happens once and takes a few minutes on a CPU..."
+            f"{run_config.dataset}); this happens once and takes about a minute on 2 CPU cores..."
         )
         training.train(run_config)
         say("Embedding the gallery...")
