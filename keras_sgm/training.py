@@ -15,6 +15,7 @@ A run directory holds:
   unfinished (Keras `BackupAndRestore`; `resume=True` continues from it).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -43,6 +44,9 @@ DATASETS = (
 DGMS_LOSSES = ("mixture", "subclass")
 """How SGMLoss trains on DGMS sub-classes: classes as mixtures of their sub-classes'
 Gaussians (compared on class posteriors), or every sub-class as a class of its own."""
+
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+"""Keras dtype policies a run may train under (None: float32)."""
 
 _LOCAL_DATASETS = ("image_folder", "digits", "digit_pairs")
 """Datasets read without TFDS."""
@@ -73,6 +77,15 @@ class TrainConfig:
     default `classes_per_batch=None` every batch holds every sub-class, so
     batches (and epochs) grow `dgms_clusters` times per level, and every
     batch still holds every class.
+
+    `strategy` trains on several replicas with `tf.distribute`
+    (`keras_sgm.distribute`): `"mirrored"` (the GPUs of this machine, or
+    `replicas` logical CPU devices) or `"multiworker"` (`TF_CONFIG`), with
+    `SGMModel(cross_replica=True)`; `samples_per_class` must divide among the
+    replicas. On a multi-worker run the chief writes `output`, and worker `i`
+    its own `output/workers/worker_i/`. `mixed_precision` (`"mixed_float16"`
+    or `"mixed_bfloat16"`) computes the backbone in 16 bits; the embedding
+    head and SGMLoss stay in float32.
     """
 
     dataset: str = "synthetic_faces"
@@ -102,6 +115,9 @@ class TrainConfig:
     dgms_representation: str = "pixels"
     dgms_method: str = "kmeans"
     dgms_loss: str = "mixture"
+    strategy: str = "none"
+    replicas: int | None = None
+    mixed_precision: str | None = None
     seed: int = 0
     output: str = "runs/train"
     resume: bool = False
@@ -176,6 +192,22 @@ class TrainConfig:
             raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
+        from keras_sgm.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown strategy {self.strategy!r}; choose one of {list(STRATEGIES)}."
+            )
+        if self.replicas is not None and (self.strategy != "mirrored" or self.replicas < 2):
+            raise ValueError(
+                "replicas (logical CPU devices) needs strategy 'mirrored' and a value >= 2; "
+                f"received strategy {self.strategy!r}, replicas {self.replicas}."
+            )
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(
+                f"Unknown mixed_precision {self.mixed_precision!r}; choose one of "
+                f"{[p for p in PRECISIONS if p]} (or leave it unset for float32)."
+            )
         self._validate_dgms()
         return self
 
@@ -332,7 +364,15 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-RESUMABLE_CHANGES = ("epochs", "verbose", "resume", "overwrite", "output")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "verbose",
+    "resume",
+    "overwrite",
+    "output",
+    "strategy",
+    "replicas",
+)
 """Settings a resumed run may change; any other difference is refused."""
 
 
@@ -394,10 +434,17 @@ def build_models(config, input_shape, class_names):
     encoder = backbones.get(
         config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim, **options
     )
-    embedder = keras_sgm.SGMModel(encoder, sigma=config.sigma, class_names=class_names)
+    embedder = keras_sgm.SGMModel(
+        encoder,
+        sigma=config.sigma,
+        class_names=class_names,
+        cross_replica=config.strategy != "none",
+    )
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.method == "ce":
-        logits = keras.layers.Dense(len(class_names), name="classifier")(encoder.output)
+        logits = keras.layers.Dense(len(class_names), name="classifier", dtype="float32")(
+            encoder.output
+        )
         classifier = keras.Model(encoder.input, logits, name=f"{config.arch}_softmax_cnn")
         classifier.compile(
             optimizer=optimizer,
@@ -465,6 +512,11 @@ def training_data(config, train, val, start_epoch=0):
 def train(config, callbacks=()):
     """Run one training job and write its outputs; returns the metrics dict.
 
+    On a multi-worker run (`strategy="multiworker"`) every worker calls
+    `train` with the same config; the chief evaluates and writes `output`,
+    the others save their model in `output/workers/<task>_<index>/` and
+    return `{"worker": ..., "epochs_run_in_this_session": ...}`.
+
     Args:
         config: a `TrainConfig` (or a dict of its fields).
         callbacks: extra Keras callbacks for `fit`.
@@ -472,6 +524,35 @@ def train(config, callbacks=()):
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config.validated()
+    from keras_sgm import distribute
+
+    strategy = distribute.make_strategy(config.strategy, config.replicas)  # before any TF op
+    chief = distribute.is_chief()
+    if not chief:  # another worker of a multi-worker run: its own directory
+        kind, index = distribute.task()
+        worker_dir = Path(config.output) / "workers" / f"{kind}_{index}"
+        config = dataclasses.replace(config, output=str(worker_dir))
+    with _precision(config.mixed_precision):
+        return _train(config, strategy, chief, callbacks)
+
+
+@contextlib.contextmanager
+def _precision(policy):
+    """Train under a Keras dtype policy (None: leave it), restoring the previous one after."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _train(config, strategy, chief, callbacks):
+    from keras_sgm import distribute
+
     out = _prepare_output(config)
     if config.resume:
         _check_resume_matches(config, out)
@@ -479,7 +560,10 @@ def train(config, callbacks=()):
     train_split, val, test, names, extras = load_splits(config, with_extras=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
-    model, embedder = build_models(config, train_split[0].shape[1:], names)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model, embedder = build_models(config, train_split[0].shape[1:], names)
+    if strategy is not None and config.method != "ce":
+        distribute.check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
     start = finished_epochs(out) if config.resume else 0
     data, val_data, sampler = training_data(config, train_split, val, start_epoch=start)
     timer = _EpochTimer()
@@ -504,6 +588,12 @@ def train(config, callbacks=()):
         shuffle=False,
         callbacks=fit_callbacks,
     )
+    if strategy is not None:
+        # Inference from here on runs on this process alone, in the order of its inputs.
+        embedder = distribute.local_copy(embedder)
+        if not chief:
+            embedder.save(out / "model.keras")
+            return {"worker": out.name, "epochs_run_in_this_session": len(history.epoch)}
 
     if splitter:
         embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
@@ -526,6 +616,7 @@ def train(config, callbacks=()):
     metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
     metrics["epochs_run_in_this_session"] = len(history.epoch)
     metrics.update(method=config.method, arch=config.arch, dataset=config.dataset)
+    metrics["replicas"] = strategy.num_replicas_in_sync if strategy is not None else 1
     if splitter:
         metrics["dgms"] = dgms_outputs(
             train_emb, splitter, train_split, names, out, extras.get("subgroup"), config.seed

@@ -11,6 +11,12 @@ the command line win. The resolved configuration is written to OUTPUT/config.jso
     python scripts/train.py --dataset image_folder --data-dir DATA --method sgm --arch resnet18
     python scripts/train.py --config configs/paper.yaml --output runs/ferplus_sgm
     python scripts/train.py --output runs/x --resume     # continue an interrupted run
+    python scripts/train.py --strategy mirrored          # all GPUs of this machine
+    python scripts/train.py --strategy mirrored --replicas 2   # two replicas on the CPU
+    TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]},
+                "task": {"type": "worker", "index": 0}}' \
+        python scripts/train.py --strategy multiworker   # on each worker, its own index
+    python scripts/train.py --mixed-precision mixed_bfloat16
 """
 
 import argparse
@@ -73,10 +79,11 @@ def main(argv=None):
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    shown = {
-        k: metrics[k] for k in ("nmi", "cluster_f1", "knn_accuracy", "knn_f1", "bayes_accuracy")
-    }
-    print(json.dumps(shown, indent=2))
+    if "worker" in metrics:  # a multi-worker run's other workers: the chief reports
+        print(f"Worker {metrics['worker']} finished; the chief writes {config.output}/.")
+        return 0
+    keys = ("nmi", "cluster_f1", "knn_accuracy", "knn_f1", "bayes_accuracy")
+    print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
     print(f"Results in {config.output}/: model.keras, metrics.json, figures/, logs/ (TensorBoard).")
     return 0
 

@@ -1,0 +1,147 @@
+"""`tf.distribute` for training runs: mirrored replicas on one machine, or workers across machines.
+
+- `make_strategy("mirrored")`: one replica per GPU; without GPUs (or with
+  `replicas`), the CPU split into that many logical devices, which is how the
+  tests run two replicas on a laptop.
+- `make_strategy("multiworker")`: `MultiWorkerMirroredStrategy`, the cluster
+  read from `TF_CONFIG` (`{"cluster": {"worker": ["host:port", ...]}, "task":
+  {"type": "worker", "index": i}}`); worker 0 (or the `chief`) is the chief.
+  Refused for now: Keras' own `Model.fit` fails under that strategy with the
+  Keras and TensorFlow this project installs (a plain `Sequential` model
+  fails alike; `tests/test_distribute.py` reproduces it, so the day it passes
+  the refusal can go). `train` already gives every worker its own directory.
+
+With either, `SGMModel(cross_replica=True)` all-gathers the replicas'
+embeddings so the Gaussians are estimated from the global batch, and Keras
+cuts every class-balanced batch into one contiguous slice per replica, each
+balanced when the replicas divide `samples_per_class` (`check_balanced_slices`).
+`local_copy` gives an undistributed twin of a trained model for inference (the
+evaluation, DGMS representations), which needs no collective ops.
+
+Both strategies must be made before TensorFlow runs its first operation.
+"""
+
+import json
+import os
+
+STRATEGIES = ("none", "mirrored", "multiworker")
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def task():
+    """`(type, index)` of this process in `TF_CONFIG`, or `("worker", 0)` without a cluster."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return "worker", 0
+    try:
+        info = json.loads(raw).get("task", {})
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError(f"TF_CONFIG is not a JSON object with a 'task': {error}") from None
+    return str(info.get("type", "worker")), int(info.get("index", 0))
+
+
+def is_chief():
+    """Whether this process writes the run's outputs: the `chief`, else worker 0."""
+    raw = os.environ.get("TF_CONFIG")
+    kind, index = task()
+    cluster = json.loads(raw).get("cluster", {}) if raw else {}
+    if "chief" in cluster:
+        return kind == "chief"
+    return kind == "worker" and index == 0
+
+
+def make_strategy(name="none", replicas=None):
+    """The `tf.distribute` strategy of a run, or None for `"none"`.
+
+    Args:
+        name: `"none"`, `"mirrored"` or `"multiworker"`.
+        replicas: optional int >= 2, mirrored only: split the CPU into this
+            many logical devices (ignored when GPUs are present).
+
+    Raises:
+        ValueError: an unknown name, `multiworker` without `TF_CONFIG`, or
+            logical devices asked for after TensorFlow started.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {list(STRATEGIES)}.")
+    if replicas is not None and (name != "mirrored" or replicas < 2):
+        raise ValueError(
+            f"replicas (logical CPU devices) needs strategy 'mirrored' and a value >= 2; "
+            f"received strategy {name!r}, replicas {replicas}."
+        )
+    if name == "none":
+        return None
+    tf = _tf()
+    if name == "multiworker":
+        raw = os.environ.get("TF_CONFIG")
+        if not raw or "cluster" not in json.loads(raw):
+            raise ValueError(
+                "strategy 'multiworker' reads the cluster from the TF_CONFIG environment "
+                'variable: {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                '"task": {"type": "worker", "index": 0}} on each worker.'
+            )
+        raise ValueError(
+            "strategy 'multiworker' is refused: Keras' Model.fit fails under "
+            "MultiWorkerMirroredStrategy in the Keras and TensorFlow this project installs "
+            f"(keras {_version('keras')}, tensorflow {tf.__version__}), even for a plain "
+            "Sequential model (reproduced by tests/test_distribute.py::"
+            "test_keras_fit_under_multiworker_is_broken_upstream). Train with 'mirrored' "
+            "on one machine."
+        )
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus or replicas is None:
+        return tf.distribute.MirroredStrategy()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)]
+        )
+    except RuntimeError:  # already initialised: use its logical CPUs if there are enough
+        pass
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < replicas:
+        raise ValueError(
+            f"{replicas} CPU replicas were asked for, but TensorFlow started with "
+            f"{len(devices)} logical CPU device(s); make the strategy before anything "
+            "else runs TensorFlow."
+        )
+    return tf.distribute.MirroredStrategy(devices[:replicas])
+
+
+def _version(package):
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def check_balanced_slices(samples_per_class, num_replicas):
+    """Refuse replica counts that would cut class-balanced batches into unbalanced slices.
+
+    A batch interleaved by class (`c1, ..., cP, c1, ...`) holding
+    `samples_per_class` rows of each class splits into `num_replicas`
+    contiguous slices of `samples_per_class / num_replicas` rows per class.
+    """
+    if samples_per_class % num_replicas:
+        raise ValueError(
+            f"samples_per_class={samples_per_class} does not divide among {num_replicas} "
+            "replicas: each replica's slice of a batch would hold unequal classes. Choose a "
+            f"multiple of {num_replicas}."
+        )
+
+
+def local_copy(model):
+    """An undistributed twin of a (distributed) keras_sgm `SGMModel`, with its weights.
+
+    Its `predict` runs on this process alone, with no collective ops, so every
+    worker may use it, or only the chief.
+    """
+    from keras_sgm.model import SGMModel
+
+    twin = SGMModel.from_config(model.get_config())
+    twin.set_weights(model.get_weights())
+    return twin.set_gaussians(model.gaussian_means, model.gaussian_ids, model.gaussian_classes)
