@@ -183,3 +183,55 @@ def test_mixture_loss_trains_on_subclass_class_pairs_and_guards_them():
         model.fit(x, pairs, batch_size=len(y), epochs=1, verbose=0)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def _mixed_encoder(seed=0):
+    """The toy encoder built under the current dtype policy, its head kept in float32."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4, dtype="float32")(hidden))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_the_loss_in_float32(policy):
+    x, y = toy_data(n_per_class=40)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = keras_sgm.SGMModel(_mixed_encoder(), class_names=["a", "b", "c"])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        history = model.fit(x, y, batch_size=60, epochs=8, verbose=0).history
+        hidden = model.encoder.layers[1]
+        assert hidden.compute_dtype == policy.split("_")[1] and hidden.variable_dtype == "float32"
+        scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert scaled == (policy == "mixed_float16")  # Keras wraps the optimizer for float16
+        loss = keras_sgm.SGMLoss()(y[:60], model(x[:60]).numpy().astype("float16"))
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    assert history["centroid_accuracy"][-1] >= 0.9
+    assert np.mean(model.fit_gaussians(x, y).predict_classes(x) == y) >= 0.9
+
+
+def test_loss_scale_overflow_skips_steps_instead_of_stopping():
+    """Dynamic loss scaling overflows float16 on purpose; only a non-finite loss stops fit."""
+    x, y = toy_data(n_per_class=40)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = keras_sgm.SGMModel(_mixed_encoder())
+        # 2**30 times the gradients overflows float16 (max 65504) in the hidden layer.
+        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-2), 2.0**30)
+        model.compile(optimizer=optimizer)
+        weights = [w.copy() for w in model.get_weights()]
+        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)  # skipped, no error
+        assert float(optimizer.dynamic_scale.numpy()) == 2.0**29
+        for before, after in zip(weights, model.get_weights()):
+            np.testing.assert_array_equal(before, after)
+        history = model.fit(x, y, batch_size=60, epochs=30, verbose=0).history
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert float(optimizer.dynamic_scale.numpy()) < 2.0**29  # lowered until finite
+    assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
