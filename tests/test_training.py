@@ -2,6 +2,10 @@
 
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -420,3 +424,41 @@ def test_shipped_configs_are_valid(name):
     assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
     if name == "paper_dgms.yaml":  # 1 -> 2 -> 4 -> 5 sub-classes per class, trained on after
         assert config.dgms_max_subclasses == 5 and config.dgms_every * 3 < config.epochs
+
+
+def test_a_killed_dgms_run_resumes_from_its_last_epoch_in_its_phase(tmp_path):
+    """SIGKILL a training process after its DGMS split; --resume loses no finished epoch."""
+    out = tmp_path / "killed"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    args = [sys.executable, str(script), "--output", str(out), "--verbose", "0"]
+    flags = ["--dataset", "digit_pairs", "--image-size", "32", "--epochs", "5"]
+    flags += ["--dgms-levels", "1", "--dgms-every", "2", "--dgms-clusters", "2"]
+    process = subprocess.Popen([*args, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    history = out / "history.csv"
+    deadline = time.monotonic() + 240
+    try:
+        # Keras writes the backup of an epoch before CSVLogger's row: 3 rows, 3 backed up.
+        while time.monotonic() < deadline and process.poll() is None:
+            if history.is_file() and len(history.read_text().splitlines()) >= 4:
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    finished = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
+    assert finished == 3  # epochs 1-3 done, the split after epoch 2 among them
+    state = json.loads((out / "dgms_state.json").read_text())
+    assert state["level"] == 1 and len(state["class_of"]) == 10
+
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run_in_this_session"] == 2  # epochs 4 and 5 only
+    rows = history.read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == [0, 1, 2, 3, 4]
+    levels = metrics["dgms"]["levels"]
+    assert len(levels) == 1 and levels[0]["epoch"] == 2  # the phase was kept, not redone
+    assert metrics["dgms"]["subclasses"] == 10 and not (out / "backup").exists()
