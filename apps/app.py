@@ -197,6 +197,14 @@ class Handlers:
         return items, _message([head, *summary.messages])
 
 
+def _photo_inputs(label):
+    """A photo to upload, or to take with the webcam, and how to find its faces."""
+    upload = gr.File(label=label, file_types=["image"], type="filepath")
+    webcam = gr.Image(label="...or a webcam photo", sources=["webcam"], type="numpy")
+    mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+    return upload, webcam, mode
+
+
 def build_app(demo, examples_dir=None):
     """The Gradio Blocks page over an `ExpressionDemo`."""
     handlers = Handlers(demo)
@@ -229,11 +237,7 @@ def build_app(demo, examples_dir=None):
         with gr.Tab("Classify"):
             with gr.Row():
                 with gr.Column():
-                    upload = gr.File(label="Photo", file_types=["image"], type="filepath")
-                    webcam = gr.Image(
-                        label="...or a webcam photo", sources=["webcam"], type="numpy"
-                    )
-                    mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+                    upload, webcam, mode = _photo_inputs("Photo")
                     button = gr.Button("Classify", variant="primary")
                 with gr.Column():
                     status = gr.Markdown(elem_id="classify-status")
@@ -262,11 +266,7 @@ def build_app(demo, examples_dir=None):
         with gr.Tab("Retrieve"):
             with gr.Row():
                 with gr.Column():
-                    r_upload = gr.File(label="Query photo", file_types=["image"], type="filepath")
-                    r_webcam = gr.Image(
-                        label="...or a webcam photo", sources=["webcam"], type="numpy"
-                    )
-                    r_mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
+                    r_upload, r_webcam, r_mode = _photo_inputs("Query photo")
                     r_k = gr.Slider(1, 32, value=8, step=1, label="K (gallery faces)")
                     r_face = gr.Number(value=1, precision=0, label="Face number (left to right)")
                     r_button = gr.Button("Retrieve", variant="primary")

@@ -32,6 +32,11 @@ _SCORE_BUDGET = 5 * 2**20
 """Scores per batch (20 MiB of float32) when `ExactIndex` picks its batch size: about what stays
 in a server CPU's last-level cache. Batches whose score matrix spills out of it ran 2x slower."""
 
+_MIN_BATCH = 64
+"""Fewest queries per batch the default takes: with a million gallery rows the cache budget
+allows 5, and each batch then streams the whole gallery for a matrix-vector product; 64
+queries (256 MiB of scores at 1M rows) share each pass (bench/ann.py times it)."""
+
 
 def as_matrix(x, name, dim=None):
     """`x` as a C-contiguous float32 `[n, d]` array; ValueError on bad shape or non-finite rows."""
@@ -124,9 +129,10 @@ class ExactIndex:
             (a NumPy array) so that `index.labels[indices]` labels the results.
         metric: `"euclidean"` (default) or `"cosine"`.
         batch_size: int or None, the number of queries per compiled call.
-            The default None picks `min(1024, 5 * 2**20 // n)` (at least 1):
+            The default None picks `min(1024, 5 * 2**20 // n)`, at least 64:
             a batch's `[batch, n]` score matrix then holds about 20 MiB and
-            stays in a CPU's last-level cache. On a GPU a larger value can
+            stays in a CPU's last-level cache (above 82k gallery rows, 64
+            queries at a time, `256 n` bytes, beat fewer). On a GPU a larger value can
             be faster.
 
     Example:
@@ -161,7 +167,7 @@ class ExactIndex:
         if n == 0:
             raise ValueError("The gallery is empty; received shape (0, dim).")
         if batch_size is None:
-            batch_size = max(1, min(1024, _SCORE_BUDGET // n))
+            batch_size = max(_MIN_BATCH, min(1024, _SCORE_BUDGET // n))
         self.gallery = gallery
         self.labels = _check_labels(labels, n)
         self.metric = metric
@@ -330,7 +336,6 @@ class ApproximateIndex:
         self.labels = _check_labels(labels, n)
         self.metric = metric
         self.nlist = int(nlist)
-        self.nprobe = int(min(nprobe, nlist))
         if metric == "euclidean":
             quantizer = faiss.IndexFlatL2(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_L2)
@@ -342,9 +347,20 @@ class ApproximateIndex:
         index.cp.seed = int(seed)
         index.train(data)
         index.add(data)
-        index.nprobe = self.nprobe
         self._quantizer = quantizer  # the IVF index does not own it
         self._index = index
+        self.nprobe = nprobe
+
+    @property
+    def nprobe(self):
+        """The cells scanned per query; set it to trade speed for recall (capped at `nlist`)."""
+        return int(self._index.nprobe)
+
+    @nprobe.setter
+    def nprobe(self, value):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"nprobe must be a positive integer; received {value!r}.")
+        self._index.nprobe = int(min(value, self.nlist))
 
     def __len__(self):
         return self.gallery.shape[0]

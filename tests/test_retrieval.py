@@ -85,6 +85,7 @@ def test_exact_index_compiles_once_for_all_batches():
 def test_exact_index_default_batch_size_keeps_scores_near_20_mib():
     assert ExactIndex(np.ones((100, 2))).batch_size == 1024
     assert ExactIndex(np.ones((20000, 2))).batch_size == 262
+    assert ExactIndex(np.ones((200000, 2))).batch_size == 64  # at least 64 queries a batch
 
 
 def test_exact_index_empty_queries():
@@ -174,3 +175,23 @@ def test_approximate_index_exclude_self_and_errors():
         index.search(gallery, 400, exclude_self=True)
     with pytest.raises(ValueError, match=r"nlist must lie in \[1, n=400\]"):
         ApproximateIndex(gallery, nlist=401)
+
+
+def test_approximate_index_nprobe_trades_recall_and_is_capped():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(3)
+    gallery = rng.normal(size=(4000, 16)).astype("float32")
+    queries = rng.normal(size=(200, 16)).astype("float32")
+    _, truth = ExactIndex(gallery).search(queries, 10)
+    index = ApproximateIndex(gallery, nlist=64, nprobe=1)
+
+    def recall():
+        found = index.search(queries, 10)[1]
+        return np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(found, truth)])
+
+    low = recall()
+    index.nprobe = 1000  # capped at nlist: an exhaustive scan
+    assert index.nprobe == 64 and recall() == 1.0 and low < 0.8
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="nprobe must be a positive integer"):
+            index.nprobe = bad

@@ -1,0 +1,116 @@
+"""The app's classify + retrieve latency (p50 / p95) with a FER+-sized gallery of 28k faces.
+
+Run on demand (not part of the tests); prints the latencies measured in one run:
+
+    python bench/app_latency.py [--gallery 28000] [--requests 50] [--arch fmpnet] [--http]
+
+The model is an untrained `--arch` SGMModel with 8 Gaussians (latency does not
+depend on training); the gallery holds `--gallery` embeddings with 48x48
+thumbnails. One request = `ExpressionDemo.classify` on the three-face example
+photo (face detection, crops, embedding, Bayes posteriors, kNN with K = 11) then
+`retrieve` of the 8 gallery faces nearest to face 1. With `--http` the same two
+calls also go through a running app on localhost (`/classify` and `/retrieve`
+with `gradio_client`, one request at a time), which adds Gradio's queue, the
+upload and the result images.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def percentiles(seconds):
+    import numpy as np
+
+    ms = 1000 * np.asarray(seconds)
+    return f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms"
+
+
+def make_repo(directory, gallery_size, arch):
+    import numpy as np
+
+    from keras_sgm import backbones, hub
+    from keras_sgm.data.expressions import FERPLUS_CLASSES
+    from keras_sgm.model import SGMModel
+
+    rng = np.random.default_rng(0)
+    encoder = backbones.get(arch, input_shape=(48, 48, 1), embedding_dim=64)
+    model = SGMModel(encoder, class_names=list(FERPLUS_CLASSES))
+    model.set_gaussians(rng.normal(size=(8, 64)).astype("float32"), np.arange(8))
+    gallery = hub.Gallery(
+        rng.normal(size=(gallery_size, 64)).astype("float32"),
+        rng.integers(0, 8, gallery_size),
+        rng.integers(0, 255, (gallery_size, 48, 48, 1), dtype=np.uint8),
+    )
+    config = {"dataset": "synthetic_faces"}
+    return hub.save_pretrained(model, directory, config=config, gallery=gallery)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gallery", type=int, default=28_000)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--arch", default="fmpnet")
+    parser.add_argument("--http", action="store_true")
+    args = parser.parse_args()
+
+    from keras_sgm import demo, faces
+
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(Path(tmp) / "repo", args.gallery, args.arch)
+        engine = demo.ExpressionDemo.from_pretrained(repo)
+        photo_path = demo.write_examples(Path(tmp) / "examples", engine.detector)["group"]
+
+        def request():
+            results = engine.classify(faces.read_photo(photo_path))
+            engine.retrieve(results[0].embedding, k=8)
+            return len(results)
+
+        assert request() == 3  # warm-up: traces the model and the index
+        seconds = []
+        for _ in range(args.requests):
+            start = time.perf_counter()
+            request()
+            seconds.append(time.perf_counter() - start)
+        print(
+            f"gallery {args.gallery} faces, backbone {args.arch}, {args.requests} requests, "
+            "a 600x220 photo with 3 faces"
+        )
+        print(f"engine classify + retrieve   {percentiles(seconds)}")
+        if args.http:
+            http_latency(repo, photo_path, args.requests)
+
+
+def http_latency(repo, photo_path, requests):
+    from gradio_client import Client, handle_file
+
+    sys.path.insert(0, str(ROOT))
+    from tests.app_support import running_app
+
+    detect = "Detect faces (OpenCV)"
+    with running_app(repo) as url:
+        client = Client(url, verbose=False)
+
+        def request():
+            client.predict(handle_file(photo_path), None, detect, api_name="/classify")
+            client.predict(handle_file(photo_path), None, detect, 8, 1, api_name="/retrieve")
+
+        request()
+        seconds = []
+        for _ in range(requests):
+            start = time.perf_counter()
+            request()
+            seconds.append(time.perf_counter() - start)
+    print(f"HTTP /classify + /retrieve   {percentiles(seconds)}")
+
+
+if __name__ == "__main__":
+    main()
