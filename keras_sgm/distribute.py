@@ -55,6 +55,17 @@ def is_chief():
     return kind == "worker" and index == 0
 
 
+def check_strategy(name, replicas=None):
+    """Refuse an unknown strategy name, or `replicas` without `"mirrored"` or below 2."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {list(STRATEGIES)}.")
+    if replicas is not None and (name != "mirrored" or replicas < 2):
+        raise ValueError(
+            f"replicas (logical CPU devices) needs strategy 'mirrored' and a value >= 2; "
+            f"received strategy {name!r}, replicas {replicas}."
+        )
+
+
 def make_strategy(name="none", replicas=None):
     """The `tf.distribute` strategy of a run, or None for `"none"`.
 
@@ -67,13 +78,7 @@ def make_strategy(name="none", replicas=None):
         ValueError: an unknown name, `multiworker` without `TF_CONFIG`, or
             logical devices asked for after TensorFlow started.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; choose one of {list(STRATEGIES)}.")
-    if replicas is not None and (name != "mirrored" or replicas < 2):
-        raise ValueError(
-            f"replicas (logical CPU devices) needs strategy 'mirrored' and a value >= 2; "
-            f"received strategy {name!r}, replicas {replicas}."
-        )
+    check_strategy(name, replicas)
     if name == "none":
         return None
     tf = _tf()

@@ -192,17 +192,9 @@ class TrainConfig:
             raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
-        from keras_sgm.distribute import STRATEGIES
+        from keras_sgm.distribute import check_strategy
 
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"Unknown strategy {self.strategy!r}; choose one of {list(STRATEGIES)}."
-            )
-        if self.replicas is not None and (self.strategy != "mirrored" or self.replicas < 2):
-            raise ValueError(
-                "replicas (logical CPU devices) needs strategy 'mirrored' and a value >= 2; "
-                f"received strategy {self.strategy!r}, replicas {self.replicas}."
-            )
+        check_strategy(self.strategy, self.replicas)
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(
                 f"Unknown mixed_precision {self.mixed_precision!r}; choose one of "
@@ -527,7 +519,8 @@ def train(config, callbacks=()):
     from keras_sgm import distribute
 
     strategy = distribute.make_strategy(config.strategy, config.replicas)  # before any TF op
-    chief = distribute.is_chief()
+    # TF_CONFIG names the chief of a multi-worker run only; any other run writes its output.
+    chief = config.strategy != "multiworker" or distribute.is_chief()
     if not chief:  # another worker of a multi-worker run: its own directory
         kind, index = distribute.task()
         worker_dir = Path(config.output) / "workers" / f"{kind}_{index}"

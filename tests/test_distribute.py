@@ -203,3 +203,28 @@ def test_train_script_on_two_mirrored_cpu_replicas(tmp_path):
     assert metrics["knn_accuracy"] > 0.8  # 10 digits: chance is 0.1
     model = keras.saving.load_model(out / "model.keras")
     assert model.cross_replica and len(model.gaussian_ids) == 10
+
+
+def test_a_stray_tf_config_does_not_move_a_single_machine_run(tmp_path, monkeypatch):
+    from keras_sgm.training import TrainConfig, train
+
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"index": 1}}))
+    with pytest.raises(ValueError, match="Unknown strategy 'ring'"):
+        TrainConfig.from_dict({"strategy": "ring"})
+    with pytest.raises(ValueError, match="needs strategy 'mirrored'"):
+        TrainConfig.from_dict({"replicas": 2})
+    out = tmp_path / "run"
+    metrics = train(
+        {
+            "dataset": "digits",
+            "image_size": 32,
+            "epochs": 1,
+            "max_train_samples": 100,
+            "samples_per_class": 4,
+            "output": str(out),
+            "verbose": 0,
+        }
+    )
+    assert metrics["replicas"] == 1 and (out / "metrics.json").is_file()
+    assert not (out / "workers").exists()
