@@ -144,7 +144,10 @@ class ExpressionDemo:
             )
         self.model = model
         self.size, self.channels = int(shape[1]), int(shape[3])
-        n_classes = int(max(model.classes_)) + 1
+        known = [int(max(model.classes_))]
+        if gallery is not None and len(gallery.labels):
+            known.append(int(gallery.labels.max()))  # a gallery class without a Gaussian
+        n_classes = max(known) + 1
         names = list(model.class_names or [])
         self.class_names = names + [f"class {c}" for c in range(len(names), n_classes)]
         self.detector = faces_lib.FaceDetector() if detector is None else detector

@@ -191,6 +191,11 @@ def test_gallery_must_match_the_embedding(app_repo):
         bare.retrieve(np.zeros(16), 3)
     (result,) = bare.classify(faces.read_photo(np.zeros((48, 48), np.uint8)), whole=True)
     assert result.knn_votes == {} and result.knn_label is None
+    # A gallery class the model has no Gaussian for is still named, not an IndexError.
+    extra = hub.Gallery(np.zeros((2, 16), "float32"), np.array([0, 9]))
+    engine = demo.ExpressionDemo(model, extra, detector=False)
+    assert engine.class_names[8:] == ["class 8", "class 9"]
+    assert engine.retrieve(np.zeros(16), 2)[1].label in ("neutral", "class 9")
 
 
 def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
