@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +285,11 @@ class ExpressionDemo:
             `(groups, kind)`: a list of `dgms.Group` (indices into the
             gallery), and `"DGMS sub-classes"` or `"EM groups"`.
         """
+        rows, groups, kind = self._local_groups(class_name, n_groups, top_k)
+        return [_reindex(g, rows) for g in groups], kind
+
+    def _local_groups(self, class_name, n_groups, top_k):
+        """`(rows, groups, kind)`: the class's gallery rows, and groups indexing into them."""
         from keras_sgm import losses
         from keras_sgm.dgms import find_groups, groups_of_labels
 
@@ -306,7 +312,7 @@ class ExpressionDemo:
         else:
             n = int(min(max(int(n_groups), 1), rows.size))
             groups, kind = find_groups(emb, n_groups=n, top_k=top_k), "EM groups"
-        return [_reindex(g, rows) for g in groups], kind
+        return rows, groups, kind
 
     def group_figure(self, class_name, n_groups=4, top_k=16):
         """`(png_path, kind, groups)`: the Top-k grid of a class's groups, medoids outlined."""
@@ -314,14 +320,19 @@ class ExpressionDemo:
 
         if not self.has_thumbnails:
             raise ValueError("This model repo's gallery has no thumbnails: no images to show.")
-        groups, kind = self.class_groups(class_name, n_groups, top_k)
-        images = self.gallery.thumbnails.astype(np.float32) / 255.0
+        rows, groups, kind = self._local_groups(class_name, n_groups, top_k)
+        # Only this class's thumbnails are converted.
+        images = self.gallery.thumbnails[rows].astype(np.float32) / 255.0
         path = self._figures / f"groups_{self.class_names.index(class_name)}_{len(groups)}.png"
         word = "sub-class" if kind == "DGMS sub-classes" else "group"
         shown = [dataclasses.replace(g, label=i) for i, g in enumerate(groups)]
         names = {i: f"{class_name} {word} {i + 1}" for i in range(len(groups))}
-        viz.plot_group_grid(images, shown, path, top_k=top_k, class_names=names)
-        return path, kind, groups
+        # Drawn under its own name, then moved into place at once: a concurrent
+        # request for the same figure never reads it half-written.
+        drawn = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.png")
+        viz.plot_group_grid(images, shown, drawn, top_k=top_k, class_names=names)
+        os.replace(drawn, path)
+        return path, kind, [_reindex(g, rows) for g in groups]
 
     def embedding_map(self):
         """PNG path of a t-SNE map of the gallery embeddings, one colour per class (cached)."""
