@@ -16,7 +16,7 @@ embeddings so the Gaussians are estimated from the global batch, and Keras
 cuts every class-balanced batch into one contiguous slice per replica, each
 balanced when the replicas divide `samples_per_class` (`check_balanced_slices`).
 `local_copy` gives an undistributed twin of a trained model for inference (the
-evaluation, DGMS representations), which needs no collective ops.
+run's evaluation), which needs no collective ops.
 
 Both strategies must be made before TensorFlow runs its first operation.
 """
@@ -33,24 +33,30 @@ def _tf():
     return tf
 
 
-def task():
-    """`(type, index)` of this process in `TF_CONFIG`, or `("worker", 0)` without a cluster."""
+def _tf_config():
+    """`TF_CONFIG` as a dict (empty when unset); ValueError when it is not a JSON object."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        return "worker", 0
+        return {}
     try:
-        info = json.loads(raw).get("task", {})
-    except (json.JSONDecodeError, AttributeError) as error:
-        raise ValueError(f"TF_CONFIG is not a JSON object with a 'task': {error}") from None
+        values = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object; received {raw!r}.")
+    return values
+
+
+def task():
+    """`(type, index)` of this process in `TF_CONFIG`, or `("worker", 0)` without a cluster."""
+    info = _tf_config().get("task", {})
     return str(info.get("type", "worker")), int(info.get("index", 0))
 
 
 def is_chief():
     """Whether this process writes the run's outputs: the `chief`, else worker 0."""
-    raw = os.environ.get("TF_CONFIG")
     kind, index = task()
-    cluster = json.loads(raw).get("cluster", {}) if raw else {}
-    if "chief" in cluster:
+    if "chief" in _tf_config().get("cluster", {}):
         return kind == "chief"
     return kind == "worker" and index == 0
 
@@ -83,8 +89,7 @@ def make_strategy(name="none", replicas=None):
         return None
     tf = _tf()
     if name == "multiworker":
-        raw = os.environ.get("TF_CONFIG")
-        if not raw or "cluster" not in json.loads(raw):
+        if "cluster" not in _tf_config():
             raise ValueError(
                 "strategy 'multiworker' reads the cluster from the TF_CONFIG environment "
                 'variable: {"cluster": {"worker": ["host1:port", "host2:port"]}, '

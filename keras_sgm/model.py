@@ -119,7 +119,7 @@ class SGMModel(keras.Model):
         checks = [ops.all(ops.isfinite(loss)), labels_are_valid(g_y, self._label_pairs(g_y))]
         # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer,
         # whose scaled gradients overflow now and then by design: it skips
-        # those steps and lowers the scale itself, so only the loss is checked.
+        # those steps and lowers the scale itself, so the gradients are not checked.
         if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             checks += [ops.all(ops.isfinite(g)) for g in gradients if g is not None]
         finite = _all_replicas(ops.all(ops.stack(checks)))

@@ -175,6 +175,12 @@ def test_make_strategy_refuses_what_it_cannot_run(monkeypatch):
     assert distribute.task() == ("worker", 1) and not distribute.is_chief()
     monkeypatch.setenv("TF_CONFIG", json.dumps({**cluster, "task": {"type": "worker"}}))
     assert distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.task()
+    with pytest.raises(ValueError, match="TF_CONFIG must be a JSON object"):
+        monkeypatch.setenv("TF_CONFIG", "[1]")
+        distribute.make_strategy("multiworker")
     with pytest.raises(ValueError, match="does not divide among 4 replicas"):
         distribute.check_balanced_slices(6, 4)
     distribute.check_balanced_slices(8, 4)
