@@ -180,7 +180,7 @@ def _decode(data, name, max_pixels):
                     "choose another photo."
                 ) from None
     if flattened:
-        notes.append(f"{name} has transparent pixels; they were put on white.")
+        notes.append(_transparency_note(name))
     return Photo(pixels, name, tuple(notes))
 
 
@@ -193,13 +193,19 @@ def _to_rgb(image):
         array = np.clip(array * (255.0 / max(float(array.max()), 1.0)), 0, 255)
         image = Image.fromarray(np.round(array).astype(np.uint8))
     if image.mode == "P" and "transparency" in image.info or image.mode in ("LA", "PA", "RGBA"):
-        rgba = np.asarray(image.convert("RGBA"), np.float32)
-        alpha = rgba[..., 3:] / 255.0
-        if np.all(alpha == 1.0):
-            return rgba[..., :3].astype(np.uint8), False
-        rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
-        return np.round(rgb).astype(np.uint8), True
+        return _on_white(np.asarray(image.convert("RGBA")))
     return np.asarray(image.convert("RGB")), False
+
+
+def _on_white(rgba):
+    """`(uint8 [h, w, 3], any pixel transparent)`: RGBA uint8 composited over white."""
+    alpha = rgba[..., 3:].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.round(rgb).astype(np.uint8), bool(np.any(alpha < 1.0))
+
+
+def _transparency_note(name):
+    return f"{name} has transparent pixels; they were put on white."
 
 
 def _from_array(array, name, max_pixels):
@@ -224,13 +230,10 @@ def _from_array(array, name, max_pixels):
         array = np.clip(np.round(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     flattened = False
     if array.shape[-1] == 4:
-        alpha = array[..., 3:].astype(np.float32) / 255.0
-        flattened = bool(np.any(alpha < 1.0))
-        rgb = array[..., :3] * alpha + 255.0 * (1.0 - alpha)
-        array = np.round(rgb).astype(np.uint8)
+        array, flattened = _on_white(array)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
-    notes = (f"{name} has transparent pixels; they were put on white.",) if flattened else ()
+    notes = (_transparency_note(name),) if flattened else ()
     return Photo(np.ascontiguousarray(array), name, notes)
 
 
