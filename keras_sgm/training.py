@@ -70,7 +70,9 @@ class TrainConfig:
     `dgms_levels` times, each (sub-)class is split into `dgms_clusters`
     groups of its `dgms_representation` (default `"pixels"`, which matched
     hidden sub-groups best: SGMLoss collapses them in the embedding; see
-    `scripts/dgms_study.py`). `dgms_loss="mixture"` (default, SGMLoss
+    `scripts/dgms_study.py`), clustered in its top `dgms_pca_dims`
+    principal components per class (default 64; None: every column).
+    `dgms_loss="mixture"` (default, SGMLoss
     only) trains each class as the mixture of its sub-classes' Gaussians;
     `"subclass"` treats every sub-class as a class (triplet runs always do).
     An epoch keeps the number of batches of the first labelling; with the
@@ -114,6 +116,7 @@ class TrainConfig:
     dgms_max_subclasses: int | None = None
     dgms_representation: str = "pixels"
     dgms_method: str = "kmeans"
+    dgms_pca_dims: int | None = 64
     dgms_loss: str = "mixture"
     strategy: str = "none"
     replicas: int | None = None
@@ -206,6 +209,7 @@ class TrainConfig:
     def _validate_dgms(self):
         from keras_sgm.dgms import REPRESENTATIONS
         from keras_sgm.dgms.split import METHODS as CLUSTERING
+        from keras_sgm.dgms.split import check_pca_dims
 
         if self.dgms_levels < 0:
             raise ValueError(f"dgms_levels must be >= 0; received {self.dgms_levels}.")
@@ -238,6 +242,7 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown dgms_loss {self.dgms_loss!r}; choose one of {list(DGMS_LOSSES)}."
             )
+        check_pca_dims(self.dgms_pca_dims, "dgms_pca_dims")
         if self.dgms_method not in CLUSTERING:
             raise ValueError(
                 f"Unknown dgms_method {self.dgms_method!r}; choose one of {list(CLUSTERING)}."
@@ -644,6 +649,7 @@ def _splitter(config, sampler, out, train, test, hidden):
         max_subclasses=config.dgms_max_subclasses,
         representation=config.dgms_representation,
         method=config.dgms_method,
+        pca_dims=config.dgms_pca_dims,
         seed=config.seed,
         state_path=out / "dgms_state.json",
         resume=config.resume,
@@ -678,6 +684,7 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
     summary = {
         "representation": splitter.representation,
         "method": splitter.method,
+        "pca_dims": splitter.pca_dims,
         "levels": splitter.history,
         "subclasses": splitter.num_subclasses,
         "subclasses_per_class": {class_names[c]: int(n) for c, n in enumerate(counts) if n},

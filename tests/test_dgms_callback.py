@@ -202,6 +202,7 @@ def test_features_are_the_input_of_the_embedding_head():
         ({"min_size": -3}, "min_size"),
         ({"min_size": 2.5}, "min_size"),
         ({"batch_size": 0}, "batch_size"),
+        ({"pca_dims": -1}, "pca_dims must be a positive int or None; received -1"),
     ],
 )
 def test_bad_options(kwargs, message):

@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import normalized_mutual_info_score
 
 from keras_sgm.dgms import split_classes
+from keras_sgm.dgms.split import _principal
 
 
 def _hidden_blobs(per_blob=15, classes=(3, 40213), blobs=2, seed=0):
@@ -65,6 +66,33 @@ def test_a_group_too_small_for_a_batch_share_is_never_created():
     assert result.num_classes == 1 and "kept whole" in result.decisions[0]
 
 
+def test_wide_features_are_clustered_in_their_principal_components():
+    # The hidden blobs of _hidden_blobs, rotated into 2304 columns (a 48x48 image) with noise.
+    x, y, hidden = _hidden_blobs(per_blob=40)
+    rng = np.random.default_rng(2)
+    basis = np.linalg.qr(rng.normal(size=(2304, 2)))[0].T  # 2 orthonormal rows
+    wide = (x @ basis + 0.05 * rng.normal(size=(len(x), 2304))).astype("float32")
+    reduced = split_classes(wide, y, clusters=2, min_size=5, pca_dims=16)
+    full = split_classes(wide, y, clusters=2, min_size=5, pca_dims=None)
+    assert normalized_mutual_info_score(hidden, reduced.labels) == pytest.approx(1.0)
+    np.testing.assert_array_equal(reduced.labels, full.labels)
+    np.testing.assert_array_equal(reduced.parent, full.parent)
+
+
+def test_principal_components_drop_columns_only_when_there_are_more():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 300))
+    assert _principal(x, 64, seed=0).shape == (50, 50)
+    assert _principal(x, 20, seed=0).shape == (50, 20)
+    assert _principal(x, 300, seed=0) is x and _principal(x, None, seed=0) is x
+
+    # Fewer rows than components: a rotation of the centred rows, every distance kept.
+    def distances(a):
+        return np.linalg.norm(a[:, None] - a[None], axis=-1)
+
+    np.testing.assert_allclose(distances(_principal(x, 64, seed=0)), distances(x), rtol=1e-6)
+
+
 def test_budgets_limit_the_groups_of_each_class():
     x, y, _ = _hidden_blobs(blobs=3)
     result = split_classes(x, y, clusters=3, min_size=3, budgets={3: 2})
@@ -108,6 +136,9 @@ class TestBadInput:
             ({"clusters": 2.5}, "clusters"),
             ({"min_size": 0}, "min_size"),
             ({"method": "dbscan"}, "dbscan"),
+            ({"pca_dims": 0}, "pca_dims must be a positive int or None; received 0"),
+            ({"pca_dims": 2.5}, "pca_dims"),
+            ({"pca_dims": True}, "pca_dims"),
         ],
     )
     def test_bad_options(self, kwargs, message):

@@ -409,6 +409,7 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
         ({"dgms_levels": 1, "method": "ce"}, "metric loss"),
         ({"dgms_levels": 1, "dgms_representation": "logits"}, "logits"),
         ({"dgms_levels": 1, "dgms_clusters": 1}, "dgms_clusters"),
+        ({"dgms_levels": 1, "dgms_pca_dims": 0}, "dgms_pca_dims must be a positive int"),
     ],
 )
 def test_bad_dgms_settings(changes, message):

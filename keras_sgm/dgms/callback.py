@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_sgm.dgms.split import METHODS, split_classes
+from keras_sgm.dgms.split import METHODS, check_pca_dims, split_classes
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class SubclassSplitter(keras.callbacks.Callback):
         representation: `"pixels"` (default), `"features"` or `"embedding"`;
             see the module docstring.
         method: `"kmeans"` (default) or `"em"` (Gaussian mixture by EM).
+        pca_dims: optional int, default 64; a representation with more
+            columns is clustered, class by class, in its top `pca_dims`
+            principal components (`split_classes`); None clusters them all.
         seed: int, default 0.
         state_path: optional path of a JSON file where the state (level,
             labels, sub-class map, history) is written after each split.
@@ -160,6 +163,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         min_size=None,
         representation="pixels",
         method="kmeans",
+        pca_dims=64,
         seed=0,
         state_path=None,
         resume=False,
@@ -195,6 +199,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         self.min_size = int(min_size or sampler.samples_per_class)
         self.representation = representation
         self.method = method
+        self.pca_dims = check_pca_dims(pca_dims)
         self.seed = int(seed)
         self.state_path = None if state_path is None else Path(state_path)
         self.resume = bool(resume)
@@ -345,6 +350,7 @@ class SubclassSplitter(keras.callbacks.Callback):
             seed=self.seed + self.level,
             budgets=budgets,
             name=self._name,
+            pca_dims=self.pca_dims,
         )
         before = self.num_subclasses
         self.labels = result.labels
@@ -361,6 +367,7 @@ class SubclassSplitter(keras.callbacks.Callback):
             "decisions": list(result.decisions),
             "representation": self.representation,
             "method": self.method,
+            "pca_dims": self.pca_dims,
             "seconds": time.perf_counter() - start,
         }
         if self.report is not None:
