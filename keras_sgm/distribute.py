@@ -5,11 +5,15 @@
   tests run two replicas on a laptop.
 - `make_strategy("multiworker")`: `MultiWorkerMirroredStrategy`, the cluster
   read from `TF_CONFIG` (`{"cluster": {"worker": ["host:port", ...]}, "task":
-  {"type": "worker", "index": i}}`); worker 0 (or the `chief`) is the chief.
-  Refused for now: Keras' own `Model.fit` fails under that strategy with the
-  Keras and TensorFlow this project installs (a plain `Sequential` model
-  fails alike; `tests/test_distribute.py` reproduces it, so the day it passes
-  the refusal can go). `train` already gives every worker its own directory.
+  {"type": "worker", "index": i}}`); worker 0 (or the `chief`) is the chief,
+  and `train` gives every other worker a directory of its own.
+
+Keras' own `Model.fit` fails under `MultiWorkerMirroredStrategy` with the
+Keras (3.15) and TensorFlow (2.21) this project installs, for any model
+(`tests/test_distribute.py` reproduces it with a plain `Sequential`).
+`MultiWorkerFit` is the mixin that mends it for keras_sgm's models
+(`SGMModel`, and the softmax baseline's `SoftmaxClassifier`); elsewhere it
+changes nothing.
 
 With either, `SGMModel(cross_replica=True)` all-gathers the replicas'
 embeddings so the Gaussians are estimated from the global batch, and Keras
@@ -23,6 +27,9 @@ Both strategies must be made before TensorFlow runs its first operation.
 
 import json
 import os
+
+import keras
+import numpy as np
 
 STRATEGIES = ("none", "mirrored", "multiworker")
 
@@ -81,7 +88,8 @@ def make_strategy(name="none", replicas=None):
             many logical devices (ignored when GPUs are present).
 
     Raises:
-        ValueError: an unknown name, `multiworker` without `TF_CONFIG`, or
+        ValueError: an unknown name, `multiworker` without a cluster in
+            `TF_CONFIG`, or
             logical devices asked for after TensorFlow started.
     """
     check_strategy(name, replicas)
@@ -95,14 +103,7 @@ def make_strategy(name="none", replicas=None):
                 'variable: {"cluster": {"worker": ["host1:port", "host2:port"]}, '
                 '"task": {"type": "worker", "index": 0}} on each worker.'
             )
-        raise ValueError(
-            "strategy 'multiworker' is refused: Keras' Model.fit fails under "
-            "MultiWorkerMirroredStrategy in the Keras and TensorFlow this project installs "
-            f"(keras {_version('keras')}, tensorflow {tf.__version__}), even for a plain "
-            "Sequential model (reproduced by tests/test_distribute.py::"
-            "test_keras_fit_under_multiworker_is_broken_upstream). Train with 'mirrored' "
-            "on one machine."
-        )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_physical_devices("GPU")
     if gpus or replicas is None:
         return tf.distribute.MirroredStrategy()
@@ -121,12 +122,6 @@ def make_strategy(name="none", replicas=None):
             "else runs TensorFlow."
         )
     return tf.distribute.MirroredStrategy(devices[:replicas])
-
-
-def _version(package):
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def check_balanced_slices(samples_per_class, num_replicas):
@@ -155,3 +150,120 @@ def local_copy(model):
     twin = SGMModel.from_config(model.get_config())
     twin.set_weights(model.get_weights())
     return twin.set_gaussians(model.gaussian_means, model.gaussian_ids, model.gaussian_classes)
+
+
+def in_multiworker(strategy):
+    """Whether `strategy` is a `MultiWorkerMirroredStrategy` (the one Keras' `fit` fails under)."""
+    tf = _tf()
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def with_device(values):
+    """`values` (tensors or None), each given this worker's device if it has none.
+
+    Under `MultiWorkerMirroredStrategy` with one device per worker, an
+    all-gather refuses a tensor with no device ("destinations can not be
+    empty"): the labels a distributed dataset yields have none. Elsewhere the
+    values come back as they are.
+    """
+    tf = _tf()
+    strategy = tf.distribute.get_strategy()
+    devices = strategy.extended.worker_devices
+    if not in_multiworker(strategy) or len(devices) != 1:
+        return tuple(values)
+    with tf.device(devices[0]):
+        return tuple(v if v is None or v.device else tf.identity(v) for v in values)
+
+
+def broadcast(values, strategy):
+    """The first replica's `values` (a float array of the same shape on every worker), everywhere.
+
+    A sum over the replicas in which only replica 0 counts: every worker of
+    `strategy` must call it at the same point, as callbacks do. Used where
+    workers compute a value that should agree but may not (the features of a
+    DGMS split: each worker keeps its own BatchNormalization statistics).
+    """
+    tf = _tf()
+    values = np.asarray(values)
+
+    def first(v):
+        context = tf.distribute.get_replica_context()
+        mine = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), v.dtype)
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, v * mine)
+
+    result = tf.function(lambda v: strategy.run(first, args=(v,)))(tf.constant(values))
+    return strategy.experimental_local_results(result)[0].numpy()
+
+
+class MultiWorkerFit:
+    """Mixin for `keras.Model` subclasses: `fit` and `evaluate` under `MultiWorkerMirroredStrategy`.
+
+    Keras 3.15's TensorFlow trainer fails there in two places, for any model:
+
+    1. before the first step, `fit` reduces the first distributed batch with
+       `strategy.reduce("MEAN", batch, axis=None)` to build the model from
+       it, which raises "Attempt to convert a value (PerReplica...)". Here the
+       model is built from this worker's own slice of that batch.
+    2. every step's logs are reduced with `strategy.reduce("MEAN", log,
+       axis=0)`, which fails on scalar logs ("Invalid reduction dimension 0
+       for input with 0 dimensions"). Here they are averaged over the
+       replicas with `axis=None`.
+
+    The train and test functions below run `steps_per_execution` steps of
+    `train_step` / `test_step` (one `tf.function` call each) and return the
+    last step's logs, as Keras' own do. Under any other strategy, or none,
+    every method defers to Keras.
+
+    Put it before `keras.Model` in the bases:
+    `class MyModel(MultiWorkerFit, keras.Model)`.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self.distribute_strategy
+        if iterator is None or not in_multiworker(strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:  # as Keras does: peek at the first batch
+            batch = next(batches)
+            break
+        local = keras.tree.map_structure(lambda v: strategy.experimental_local_results(v)[0], batch)
+        with strategy.scope():
+            self._symbolic_build(data_batch=local)
+
+    def make_train_function(self, force=False):
+        if not in_multiworker(self.distribute_strategy):
+            return super().make_train_function(force)
+        if self.train_function is None or force:
+            self.train_function = self._multiworker_function(self.train_step)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if not in_multiworker(self.distribute_strategy):
+            return super().make_test_function(force)
+        if self.test_function is None or force:
+            self.test_function = self._multiworker_function(self.test_step)
+        return self.test_function
+
+    def _multiworker_function(self, step):
+        tf = _tf()
+        strategy = self.distribute_strategy
+
+        def one_step(data):
+            logs = strategy.run(step, args=(data,))
+            return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), logs)
+
+        if not self.run_eagerly:
+            one_step = tf.function(one_step, reduce_retracing=True, jit_compile=self.jit_compile)
+
+        def function(iterator):
+            logs = None
+            for _ in range(self.steps_per_execution):
+                try:
+                    data = next(iterator)
+                except StopIteration:
+                    if logs is None:
+                        raise
+                    break
+                logs = one_step(data)
+            return logs
+
+        return function

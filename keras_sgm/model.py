@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_sgm import distribute
 from keras_sgm.losses import SGMLoss, gaussian_log_posterior, labels_are_valid
 from keras_sgm.metrics import CentroidAccuracy
 
@@ -13,7 +14,7 @@ _GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
-class SGMModel(keras.Model):
+class SGMModel(distribute.MultiWorkerFit, keras.Model):
     """An embedding model trained with `SGMLoss` that can also classify.
 
     Wraps an encoder (any Keras model mapping images to `[batch, dim]`
@@ -102,7 +103,14 @@ class SGMModel(keras.Model):
         context = _multi_replica_context()
         if not self.cross_replica or context is None:
             return values
-        return tuple(None if v is None else context.all_gather(v, axis=0) for v in values)
+        gathered = []
+        for v in distribute.with_device(values):
+            if v is not None:
+                g = context.all_gather(v, axis=0)
+                g.set_shape([None, *v.shape[1:]])  # a collective all-gather loses the rest
+                v = g
+            gathered.append(v)
+        return tuple(gathered)
 
     def train_step(self, data):
         import tensorflow as tf
@@ -342,6 +350,16 @@ class SGMModel(keras.Model):
         if all(k in keys for k in _GAUSSIAN_KEYS):
             self._set_gaussian_state(*(np.asarray(store[k]) for k in _GAUSSIAN_KEYS))
         super().load_own_variables({k: store[k] for k in keys if k not in _GAUSSIAN_KEYS})
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class SoftmaxClassifier(distribute.MultiWorkerFit, keras.Model):
+    """The softmax CNN baseline: a functional model, encoder then logits.
+
+    Built and used like any functional `keras.Model`
+    (`SoftmaxClassifier(inputs, logits)`); unlike one, it also trains under
+    `MultiWorkerMirroredStrategy` (`keras_sgm.distribute.MultiWorkerFit`).
+    """
 
 
 def _multi_replica_context():

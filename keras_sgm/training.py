@@ -442,7 +442,9 @@ def build_models(config, input_shape, class_names):
         logits = keras.layers.Dense(len(class_names), name="classifier", dtype="float32")(
             encoder.output
         )
-        classifier = keras.Model(encoder.input, logits, name=f"{config.arch}_softmax_cnn")
+        classifier = keras_sgm.SoftmaxClassifier(
+            encoder.input, logits, name=f"{config.arch}_softmax_cnn"
+        )
         classifier.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -129,14 +129,8 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.xfail(strict=True, reason="Keras 3 Model.fit under MultiWorkerMirroredStrategy")
-def test_keras_fit_under_multiworker_is_broken_upstream(tmp_path):
-    """Why keras_sgm refuses strategy 'multiworker': plain Keras fails on two local workers.
-
-    Strict: the day this passes, lift the refusal in keras_sgm.distribute.make_strategy.
-    """
-    script = tmp_path / "fit.py"
-    script.write_text(MULTIWORKER_FIT)
+def _run_workers(script, *args, timeout=300):
+    """Run `script` as two workers of one cluster on localhost; their outputs (stdout + stderr)."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     processes = []
     for index in range(2):
@@ -144,17 +138,124 @@ def test_keras_fit_under_multiworker_is_broken_upstream(tmp_path):
         env = {**os.environ, "TF_CONFIG": json.dumps(config), "CUDA_VISIBLE_DEVICES": "-1"}
         processes.append(
             subprocess.Popen(
-                [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
+                [sys.executable, str(script), *map(str, args)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
         )
     outputs = []
     for process in processes:
         try:
-            outputs.append(process.communicate(timeout=180)[0])
-        except subprocess.TimeoutExpired:
+            outputs.append(process.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:  # a worker waiting on a dead peer
             process.kill()
             outputs.append(process.communicate()[0])
+    return outputs
+
+
+@pytest.mark.xfail(strict=True, reason="Keras 3 Model.fit under MultiWorkerMirroredStrategy")
+def test_keras_fit_under_multiworker_is_broken_upstream(tmp_path):
+    """Why keras_sgm's models carry `distribute.MultiWorkerFit`: plain Keras fails on two workers.
+
+    Strict: the day this passes, the mixin can go.
+    """
+    script = tmp_path / "fit.py"
+    script.write_text(MULTIWORKER_FIT)
+    outputs = _run_workers(script, timeout=180)
     assert all("fit finished" in out for out in outputs), outputs
+
+
+MULTIWORKER_STEPS = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras, numpy as np, tensorflow as tf
+sys.path.insert(0, sys.argv[3])  # the repository, for tests.testing
+data, out = np.load(sys.argv[1]), sys.argv[2]
+x, y = data["x"], data["y"]
+import keras_sgm
+from keras_sgm import distribute
+from tests.testing import encoder
+
+strategy = distribute.make_strategy("multiworker")
+with strategy.scope():
+    model = keras_sgm.SGMModel(encoder(seed=1), cross_replica=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    classifier_in = keras.Input((6,))
+    classifier = keras_sgm.SoftmaxClassifier(
+        classifier_in, keras.layers.Dense(3, name="logits")(classifier_in)
+    )
+    classifier.compile(
+        optimizer=keras.optimizers.SGD(0.5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    mixture = keras_sgm.SGMModel(encoder(seed=1), cross_replica=True)
+    mixture.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras_sgm.SGMLoss(mixture=True))
+start = [w.copy() for w in model.get_weights()]
+# One global batch: each worker trains on its contiguous half of it.
+logs = model.fit(x, y, batch_size=len(y), epochs=1, shuffle=False, verbose=0).history
+classifier.set_weights([data["classifier"], np.zeros(3, "float32")])
+classifier_logs = classifier.fit(x, data["c"], batch_size=len(y), shuffle=False, verbose=0).history
+evaluated = classifier.evaluate(x, data["c"], batch_size=len(y), verbose=0, return_dict=True)
+pairs = np.stack([y, y // 2], axis=1)  # (sub-class, class) label pairs
+mixture_logs = mixture.fit(x, pairs, batch_size=len(y), shuffle=False, verbose=0).history
+task = distribute.task()[1]
+shared = distribute.broadcast(np.full((3, 2), task + 7.0, "float32"), strategy)
+np.savez(
+    f"{out}_{task}.npz",
+    *model.get_weights(),
+    start=np.concatenate([w.ravel() for w in start]),
+    loss=logs["loss"][0],
+    classifier=classifier.get_weights()[0],
+    classifier_loss=classifier_logs["loss"][0],
+    evaluated=evaluated["loss"],
+    mixture_loss=mixture_logs["loss"][0],
+    shared=shared,
+)
+print("steps finished")
+"""
+
+
+def test_two_workers_take_the_single_device_step(tmp_path):
+    """SGMModel, SoftmaxClassifier and a mixture SGMLoss under MultiWorkerMirroredStrategy."""
+    x, y = toy_data(n_per_class=8, classes=(0, 1, 2), seed=4, spread=1.5)
+    order = np.argsort(y, kind="stable")  # worker 0 sees classes {0, 1}, worker 1 {1, 2}
+    x, y = x[order], y[order]
+    classifier_start = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+    np.savez(tmp_path / "data.npz", x=x, y=y, c=y, classifier=classifier_start)
+    script = tmp_path / "steps.py"
+    script.write_text(MULTIWORKER_STEPS)
+    root = Path(__file__).resolve().parents[1]
+    outputs = _run_workers(script, tmp_path / "data.npz", tmp_path / "result", root)
+    assert all("steps finished" in out for out in outputs), [out[-3000:] for out in outputs]
+    results = [np.load(tmp_path / f"result_{i}.npz") for i in range(2)]
+    first = results[0]
+    model = encoder(seed=1)
+    start = model.get_weights()
+    np.testing.assert_array_equal(first["start"], np.concatenate([w.ravel() for w in start]))
+    # SGM: the Gaussians of the global batch, whatever worker holds which rows.
+    expected, loss = _expected_step(start, x, y, halves=False)
+    for i, want in enumerate(expected):
+        for result in results:  # both workers hold the same weights
+            np.testing.assert_allclose(result[f"arr_{i}"], want, rtol=1e-4, atol=1e-6)
+    assert float(first["loss"]) == pytest.approx(loss, rel=1e-4)
+    # The softmax baseline: one SGD step on the mean cross-entropy of the global batch.
+    w, b = tf.Variable(classifier_start), tf.Variable(np.zeros(3, "float32"))
+    with tf.GradientTape() as tape:
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, x @ w + b))
+    grad_w, grad_b = tape.gradient(ce, [w, b])
+    want_w, want_b = classifier_start - 0.5 * grad_w.numpy(), -0.5 * grad_b.numpy()
+    for result in results:
+        np.testing.assert_allclose(result["classifier"], want_w, rtol=1e-4, atol=1e-6)
+    assert float(first["classifier_loss"]) == pytest.approx(float(ce), rel=1e-4)
+    # evaluate: the mean over the global batch, after the step
+    logits = x @ want_w + want_b
+    after = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    assert float(first["evaluated"]) == pytest.approx(float(after), rel=1e-4)
+    assert np.isfinite(float(first["mixture_loss"]))
+    for result in results:  # worker 0's value, on both
+        np.testing.assert_array_equal(result["shared"], np.full((3, 2), 7.0))
 
 
 def test_make_strategy_refuses_what_it_cannot_run(monkeypatch):
@@ -170,8 +271,6 @@ def test_make_strategy_refuses_what_it_cannot_run(monkeypatch):
         distribute.make_strategy("multiworker")
     cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}}
     monkeypatch.setenv("TF_CONFIG", json.dumps({**cluster, "task": {"index": 1}}))
-    with pytest.raises(ValueError, match="test_keras_fit_under_multiworker_is_broken_upstream"):
-        distribute.make_strategy("multiworker")
     assert distribute.task() == ("worker", 1) and not distribute.is_chief()
     monkeypatch.setenv("TF_CONFIG", json.dumps({**cluster, "task": {"type": "worker"}}))
     assert distribute.is_chief()
@@ -234,3 +333,26 @@ def test_a_stray_tf_config_does_not_move_a_single_machine_run(tmp_path, monkeypa
     )
     assert metrics["replicas"] == 1 and (out / "metrics.json").is_file()
     assert not (out / "workers").exists()
+
+
+def test_train_script_on_two_workers_with_a_dgms_split(tmp_path):
+    """scripts/train.py --strategy multiworker: two processes on localhost, one DGMS split."""
+    out = tmp_path / "run"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    args = ["--dataset", "digit_pairs", "--image-size", "32", "--epochs", "2"]
+    args += ["--samples-per-class", "4", "--max-train-samples", "400", "--verbose", "0"]
+    args += ["--strategy", "multiworker"]
+    # features: computed by each worker's own model, so they must be shared to split alike
+    args += ["--dgms-levels", "1", "--dgms-every", "1", "--dgms-representation", "features"]
+    outputs = _run_workers(script, *args, "--output", out)
+    assert "Worker worker_1 finished" in outputs[1], outputs[1][-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["epochs_run_in_this_session"] == 2
+    assert metrics["knn_accuracy"] > 0.7  # 5 classes: chance is 0.2
+    assert metrics["dgms"]["subclasses"] > 5
+    worker = out / "workers" / "worker_1"
+    states = [json.loads((d / "dgms_state.json").read_text()) for d in (out, worker)]
+    assert states[0]["labels"] == states[1]["labels"]  # both trained on one split
+    models = [keras.saving.load_model(d / "model.keras") for d in (out, worker)]
+    for a, b in zip(models[0].trainable_weights, models[1].trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())  # synchronous training

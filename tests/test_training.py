@@ -195,6 +195,10 @@ def test_baseline_methods_train_and_save_an_embedder(folder, tmp_path, method):
     assert metrics["method"] == method
     assert (tmp_path / method / "model.keras").exists()
     assert (tmp_path / method / "classifier.keras").exists() == (method == "ce")
+    if method == "ce":  # the softmax CNN reloads as itself, its logits one per class
+        classifier = keras.saving.load_model(tmp_path / method / "classifier.keras")
+        assert isinstance(classifier, keras_sgm.SoftmaxClassifier)
+        assert classifier.output.shape[-1] == len(metrics["class_names"])
 
 
 def test_benchmark_writes_both_tables(folder, tmp_path):

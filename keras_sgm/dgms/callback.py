@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_sgm import distribute
 from keras_sgm.dgms.split import METHODS, check_pca_dims, split_classes
 
 logger = logging.getLogger(__name__)
@@ -340,6 +341,11 @@ class SubclassSplitter(keras.callbacks.Callback):
         features = representation(
             self.model, self.sampler.images, self.representation, self.batch_size
         )
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if self.representation != "pixels" and distribute.in_multiworker(strategy):
+            # Every worker must split alike, but each has its own BatchNormalization
+            # statistics, so its own features: all cluster the first worker's.
+            features = distribute.broadcast(features, strategy)
         budgets = self._budgets()
         result = split_classes(
             features,
