@@ -195,6 +195,29 @@ def broadcast(values, strategy):
     return strategy.experimental_local_results(result)[0].numpy()
 
 
+def check_same_everywhere(value, strategy, what):
+    """Refuse a number that differs between the workers of `strategy` (all must call it).
+
+    E.g. the epochs each worker's backup records when a multi-worker run
+    resumes: workers that start from different epochs would train apart.
+    """
+    tf = _tf()
+
+    def every(v):
+        (v,) = with_device([tf.reshape(v, [1])])
+        return tf.distribute.get_replica_context().all_gather(v, axis=0)
+
+    result = tf.function(lambda v: strategy.run(every, args=(v,)))(tf.constant(float(value)))
+    seen = strategy.experimental_local_results(result)[0].numpy()
+    if seen.min() != seen.max():
+        kind, index = task()
+        raise ValueError(
+            f"The workers disagree on the {what}: {', '.join(f'{v:g}' for v in seen)} "
+            f"(this worker, {kind} {index}: {value}). Restart every worker of the run from "
+            "the same backup."
+        )
+
+
 class MultiWorkerFit:
     """Mixin for `keras.Model` subclasses: `fit` and `evaluate` under `MultiWorkerMirroredStrategy`.
 

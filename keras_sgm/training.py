@@ -565,6 +565,8 @@ def _train(config, strategy, chief, callbacks):
     if strategy is not None and config.method != "ce":
         distribute.check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
     start = finished_epochs(out) if config.resume else 0
+    if distribute.in_multiworker(strategy):
+        distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
     data, val_data, sampler = training_data(config, train_split, val, start_epoch=start)
     timer = _EpochTimer()
     splitter = None

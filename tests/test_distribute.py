@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -129,8 +130,8 @@ def _free_ports(n):
     return ports
 
 
-def _run_workers(script, *args, timeout=300):
-    """Run `script` as two workers of one cluster on localhost; their outputs (stdout + stderr)."""
+def _start_workers(script, *args):
+    """Start `script` as the two workers of one cluster on localhost."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     processes = []
     for index in range(2):
@@ -145,14 +146,24 @@ def _run_workers(script, *args, timeout=300):
                 text=True,
             )
         )
+    return processes
+
+
+def _outputs(processes, timeout=300):
+    """Each process's output (stdout + stderr), killing any still running after `timeout` s."""
     outputs = []
     for process in processes:
         try:
             outputs.append(process.communicate(timeout=timeout)[0])
-        except subprocess.TimeoutExpired:  # a worker waiting on a dead peer
+        except subprocess.TimeoutExpired:  # e.g. a worker waiting on a dead peer
             process.kill()
             outputs.append(process.communicate()[0])
     return outputs
+
+
+def _run_workers(script, *args, timeout=300):
+    """Run `script` as two workers of one cluster on localhost; their outputs."""
+    return _outputs(_start_workers(script, *args), timeout)
 
 
 @pytest.mark.xfail(strict=True, reason="Keras 3 Model.fit under MultiWorkerMirroredStrategy")
@@ -356,3 +367,59 @@ def test_train_script_on_two_workers_with_a_dgms_split(tmp_path):
     models = [keras.saving.load_model(d / "model.keras") for d in (out, worker)]
     for a, b in zip(models[0].trainable_weights, models[1].trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # synchronous training
+
+
+KILLED_WORKER = """
+import os, signal, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+from keras_sgm import distribute
+from keras_sgm.training import TrainConfig, train
+
+
+class DieAfterTwoEpochs(keras.callbacks.Callback):  # after the run's own callbacks
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1 and distribute.task()[1] == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+config = TrainConfig(
+    dataset="digits", image_size=32, epochs=4, samples_per_class=4, max_train_samples=400,
+    verbose=0, strategy="multiworker", output=sys.argv[1],
+)
+train(config, callbacks=[DieAfterTwoEpochs()])
+"""
+
+
+def test_a_worker_killed_mid_run_and_the_cluster_resumed_loses_no_finished_epoch(tmp_path):
+    """Worker 1 is SIGKILLed after epoch 2; worker 0 stalls in epoch 3; both resume."""
+    out = tmp_path / "run"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WORKER)
+    chief, worker = _start_workers(script, out)
+    worker_output = _outputs([worker])[0]
+    assert worker.returncode == -signal.SIGKILL, worker_output[-3000:]
+    _outputs([chief], timeout=20)  # its next collective waits on the dead worker
+    directories = (out, out / "workers" / "worker_1")
+    for directory in directories:
+        record = json.loads((directory / "backup" / "training_metadata.json").read_text())
+        assert record["epoch"] == 2, directory
+    train_script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    resume = (train_script, "--output", out, "--resume", "--verbose", "0")
+    # Backups of different epochs (a worker killed while another wrote its own) are refused.
+    worker_record = directories[1] / "backup" / "training_metadata.json"
+    saved = worker_record.read_text()
+    worker_record.write_text(json.dumps({**json.loads(saved), "epoch": 1}))
+    outputs = _run_workers(*resume)
+    for output in outputs:
+        assert "The workers disagree on the epochs finished before --resume: 2, 1" in output
+    worker_record.write_text(saved)
+    outputs = _run_workers(*resume)
+    assert "Worker worker_1 finished" in outputs[1], outputs[1][-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run_in_this_session"] == 2 and metrics["replicas"] == 2
+    for directory in directories:
+        rows = (directory / "history.csv").read_text().splitlines()[1:]
+        assert [int(row.split(",")[0]) for row in rows] == [0, 1, 2, 3], directory
+        assert not (directory / "backup").exists()
+    assert metrics["knn_accuracy"] > 0.7  # 10 digits: chance is 0.1
