@@ -16,8 +16,8 @@ relabel / epoch <= 0.1.
 
 With `--compare-dataset synthetic_faces` (or `digit_pairs`) it measures instead
 what the principal components cost in quality: one split of that dataset's
-training pixels into `--clusters` per class (default 4 for the faces, 2 for the
-digits: their hidden groups) with `--pca-dims` and with every column, and
+training pixels into its hidden groups' number per class (4 for the faces, 2
+for the digits) with `--pca-dims` and with every column, and
 prints the adjusted Rand index between the two labellings and each one's NMI
 against the hidden groups.
 """
@@ -48,6 +48,8 @@ def main():
     parser.add_argument("--compare-dataset", choices=["synthetic_faces", "digit_pairs"])
     args = parser.parse_args()
     if args.compare_dataset:
+        if not args.pca_dims:
+            parser.error("--compare-dataset compares --pca-dims N (N >= 1) with every column")
         return compare(args.compare_dataset, args.pca_dims or None, args.samples_per_class)
 
     import numpy as np

@@ -188,8 +188,8 @@ def broadcast(values, strategy):
 
     def first(v):
         context = tf.distribute.get_replica_context()
-        mine = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), v.dtype)
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, v * mine)
+        first = tf.equal(context.replica_id_in_sync_group, 0)  # others add zeros, even to NaN
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(first, v, tf.zeros_like(v)))
 
     result = tf.function(lambda v: strategy.run(first, args=(v,)))(tf.constant(values))
     return strategy.experimental_local_results(result)[0].numpy()
@@ -213,8 +213,9 @@ def check_same_everywhere(value, strategy, what):
         kind, index = task()
         raise ValueError(
             f"The workers disagree on the {what}: {', '.join(f'{v:g}' for v in seen)} "
-            f"(this worker, {kind} {index}: {value}). Restart every worker of the run from "
-            "the same backup."
+            f"(this worker, {kind} {index}: {value}). Give every worker the same state: copy "
+            "the chief's OUTPUT/backup/ and OUTPUT/dgms_state.json into each "
+            "OUTPUT/workers/<task>_<i>/, then restart them all with --resume."
         )
 
 
@@ -248,6 +249,8 @@ class MultiWorkerFit:
         for _, _, batches in iterator:  # as Keras does: peek at the first batch
             batch = next(batches)
             break
+        else:  # no batch at all: Keras' own path says so
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         local = keras.tree.map_structure(lambda v: strategy.experimental_local_results(v)[0], batch)
         with strategy.scope():
             self._symbolic_build(data_batch=local)

@@ -71,7 +71,7 @@ class TrainConfig:
     groups of its `dgms_representation` (default `"pixels"`, which matched
     hidden sub-groups best: SGMLoss collapses them in the embedding; see
     `scripts/dgms_study.py`), clustered in its top `dgms_pca_dims`
-    principal components per class (default 64; None: every column).
+    principal components per class (default 64; 0 or None: every column).
     `dgms_loss="mixture"` (default, SGMLoss
     only) trains each class as the mixture of its sub-classes' Gaussians;
     `"subclass"` treats every sub-class as a class (triplet runs always do).
@@ -161,7 +161,7 @@ class TrainConfig:
         path = Path(output) / "config.json"
         if not path.is_file():
             raise ValueError(f"Nothing to resume in {output}: no config.json of an earlier run.")
-        saved = json.loads(path.read_text())
+        saved = {**_BEFORE_ADDED, **json.loads(path.read_text())}
         return cls.from_dict({**saved, **changes, "output": str(output), "resume": True})
 
     def validated(self):
@@ -242,7 +242,8 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown dgms_loss {self.dgms_loss!r}; choose one of {list(DGMS_LOSSES)}."
             )
-        check_pca_dims(self.dgms_pca_dims, "dgms_pca_dims")
+        if self.dgms_pca_dims != 0:  # 0: every column, as None (a value the flag can take)
+            check_pca_dims(self.dgms_pca_dims, "dgms_pca_dims (or 0: every column)")
         if self.dgms_method not in CLUSTERING:
             raise ValueError(
                 f"Unknown dgms_method {self.dgms_method!r}; choose one of {list(CLUSTERING)}."
@@ -361,6 +362,9 @@ class _EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+# Settings added after runs were first saved: what a config.json without them meant.
+_BEFORE_ADDED = {"dgms_pca_dims": None}  # its splits clustered every column
+
 RESUMABLE_CHANGES = (
     "epochs",
     "verbose",
@@ -374,7 +378,7 @@ RESUMABLE_CHANGES = (
 
 
 def _check_resume_matches(config, out):
-    saved = json.loads((out / "config.json").read_text())
+    saved = {**_BEFORE_ADDED, **json.loads((out / "config.json").read_text())}
     current = dataclasses.asdict(config)
     changed = {
         key: (saved.get(key), current[key])
@@ -567,6 +571,9 @@ def _train(config, strategy, chief, callbacks):
     start = finished_epochs(out) if config.resume else 0
     if distribute.in_multiworker(strategy):
         distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
+        state = out / "dgms_state.json"
+        level = json.loads(state.read_text())["level"] if state.is_file() else 0
+        distribute.check_same_everywhere(level, strategy, "DGMS levels reached before --resume")
     data, val_data, sampler = training_data(config, train_split, val, start_epoch=start)
     timer = _EpochTimer()
     splitter = None
@@ -653,7 +660,7 @@ def _splitter(config, sampler, out, train, test, hidden):
         max_subclasses=config.dgms_max_subclasses,
         representation=config.dgms_representation,
         method=config.dgms_method,
-        pca_dims=config.dgms_pca_dims,
+        pca_dims=config.dgms_pca_dims or None,
         seed=config.seed,
         state_path=out / "dgms_state.json",
         resume=config.resume,

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import normalized_mutual_info_score
 
+from keras_sgm.dgms import split as split_module
 from keras_sgm.dgms import split_classes
 from keras_sgm.dgms.split import _principal
 
@@ -36,14 +37,17 @@ def test_split_recovers_hidden_groups_and_keeps_the_class_map(method):
 
 def test_small_and_degenerate_classes_are_kept_whole_with_a_reason():
     x, y, _ = _hidden_blobs()
-    x = np.concatenate([x, np.ones((10, 2)), np.zeros((3, 2))])
-    y = np.concatenate([y, [8] * 10, [9] * 3])
+    signed_zeros = np.where(np.arange(20)[:, None] % 2, 0.0, -0.0) * np.ones((20, 2))
+    x = np.concatenate([x, np.ones((10, 2)), np.zeros((3, 2)), signed_zeros])
+    y = np.concatenate([y, [8] * 10, [9] * 3, [10] * 20])
     result = split_classes(x, y, clusters=2, min_size=4)
-    assert result.num_classes == 6
+    assert result.num_classes == 7
     assert any(d.startswith("class 8: all 10 examples have the same") for d in result.decisions)
+    # -0.0 and 0.0 are one value
+    assert any(d.startswith("class 10: all 20 examples have the same") for d in result.decisions)
     assert any(d.startswith("class 9: 3 examples, too few") for d in result.decisions)
     # Nothing lost: the kept classes keep all their examples under one new id.
-    for c in (8, 9):
+    for c in (8, 9, 10):
         assert len(np.unique(result.labels[y == c])) == 1
         assert np.sum(result.parent[result.labels] == c) == np.sum(y == c)
 
@@ -66,14 +70,22 @@ def test_a_group_too_small_for_a_batch_share_is_never_created():
     assert result.num_classes == 1 and "kept whole" in result.decisions[0]
 
 
-def test_wide_features_are_clustered_in_their_principal_components():
+def test_wide_features_are_clustered_in_their_principal_components(monkeypatch):
     # The hidden blobs of _hidden_blobs, rotated into 2304 columns (a 48x48 image) with noise.
     x, y, hidden = _hidden_blobs(per_blob=40)
     rng = np.random.default_rng(2)
     basis = np.linalg.qr(rng.normal(size=(2304, 2)))[0].T  # 2 orthonormal rows
     wide = (x @ basis + 0.05 * rng.normal(size=(len(x), 2304))).astype("float32")
+    clustered = []  # the width of what k-means receives, class by class
+    real = split_module.cluster_ids
+    monkeypatch.setattr(
+        split_module,
+        "cluster_ids",
+        lambda x, *a, **k: clustered.append(x.shape[1]) or real(x, *a, **k),
+    )
     reduced = split_classes(wide, y, clusters=2, min_size=5, pca_dims=16)
     full = split_classes(wide, y, clusters=2, min_size=5, pca_dims=None)
+    assert clustered == [16, 16, 2304, 2304]
     assert normalized_mutual_info_score(hidden, reduced.labels) == pytest.approx(1.0)
     np.testing.assert_array_equal(reduced.labels, full.labels)
     np.testing.assert_array_equal(reduced.parent, full.parent)

@@ -264,7 +264,11 @@ def test_two_workers_take_the_single_device_step(tmp_path):
     logits = x @ want_w + want_b
     after = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
     assert float(first["evaluated"]) == pytest.approx(float(after), rel=1e-4)
-    assert np.isfinite(float(first["mixture_loss"]))
+    # A mixture SGMLoss on (sub-class, class) pairs: the loss of the global batch.
+    pairs = np.stack([y, y // 2], axis=1)
+    model.set_weights(start)
+    mixture = keras_sgm.SGMLoss(mixture=True)(pairs, model(x, training=True))
+    assert float(first["mixture_loss"]) == pytest.approx(float(mixture), rel=1e-4)
     for result in results:  # worker 0's value, on both
         np.testing.assert_array_equal(result["shared"], np.full((3, 2), 7.0))
 
@@ -353,7 +357,7 @@ def test_train_script_on_two_workers_with_a_dgms_split(tmp_path):
     args = ["--dataset", "digit_pairs", "--image-size", "32", "--epochs", "2"]
     args += ["--samples-per-class", "4", "--max-train-samples", "400", "--verbose", "0"]
     args += ["--strategy", "multiworker"]
-    # features: computed by each worker's own model, so they must be shared to split alike
+    # features: computed by each worker's own model; all must train on worker 0's split
     args += ["--dgms-levels", "1", "--dgms-every", "1", "--dgms-representation", "features"]
     outputs = _run_workers(script, *args, "--output", out)
     assert "Worker worker_1 finished" in outputs[1], outputs[1][-3000:]
@@ -361,6 +365,8 @@ def test_train_script_on_two_workers_with_a_dgms_split(tmp_path):
     assert metrics["replicas"] == 2 and metrics["epochs_run_in_this_session"] == 2
     assert metrics["knn_accuracy"] > 0.7  # 5 classes: chance is 0.2
     assert metrics["dgms"]["subclasses"] > 5
+    # the split's report ran a distributed predict: its rows must come back in order
+    assert metrics["dgms"]["levels"][0]["knn_accuracy_before_split"] > 0.7
     worker = out / "workers" / "worker_1"
     states = [json.loads((d / "dgms_state.json").read_text()) for d in (out, worker)]
     assert states[0]["labels"] == states[1]["labels"]  # both trained on one split

@@ -156,6 +156,23 @@ class Interrupt(keras.callbacks.Callback):
             raise RuntimeError("simulated crash after epoch 2")
 
 
+def test_a_run_saved_before_dgms_pca_dims_existed_resumes_as_it_was(tmp_path):
+    import dataclasses
+
+    from keras_sgm.training import _check_resume_matches
+
+    config = TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": None})
+    saved = dataclasses.asdict(config)
+    del saved["dgms_pca_dims"]  # a config.json written before the setting was added
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    resumed = TrainConfig.resumed(tmp_path)
+    assert resumed.dgms_pca_dims is None  # its splits clustered every column
+    _check_resume_matches(resumed, tmp_path)
+    with pytest.raises(ValueError, match=r"dgms_pca_dims: None -> 64"):
+        _check_resume_matches(TrainConfig.resumed(tmp_path, dgms_pca_dims=64), tmp_path)
+    assert TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": 0}).dgms_pca_dims == 0
+
+
 def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -413,7 +430,10 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
         ({"dgms_levels": 1, "method": "ce"}, "metric loss"),
         ({"dgms_levels": 1, "dgms_representation": "logits"}, "logits"),
         ({"dgms_levels": 1, "dgms_clusters": 1}, "dgms_clusters"),
-        ({"dgms_levels": 1, "dgms_pca_dims": 0}, "dgms_pca_dims must be a positive int"),
+        (
+            {"dgms_levels": 1, "dgms_pca_dims": -1},
+            r"dgms_pca_dims \(or 0: every column\) must be a positive int",
+        ),
     ],
 )
 def test_bad_dgms_settings(changes, message):

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from keras_sgm import distribute
-from keras_sgm.dgms.split import METHODS, check_pca_dims, split_classes
+from keras_sgm.dgms.split import METHODS, Split, check_pca_dims, split_classes
 
 logger = logging.getLogger(__name__)
 
@@ -335,17 +335,30 @@ class SubclassSplitter(keras.callbacks.Callback):
                     room -= k - 1
         return budgets
 
+    def _first_workers_split(self, result, strategy):
+        """Worker 0's split, on every worker of a multi-worker run (all call it together).
+
+        Each worker clusters its own features (its own BatchNormalization
+        statistics; threaded k-means need not agree to the bit), yet all must
+        train on one labelling.
+        """
+        labels = distribute.broadcast(result.labels.astype("float64"), strategy)
+        labels = labels.astype("int64")
+        if np.array_equal(labels, result.labels):
+            return result
+        logger.warning("SubclassSplitter: this worker's split differed; worker 0's is used.")
+        # Sub-classes never straddle classes: each new id's parent is its members' old label.
+        ids = np.arange(int(labels.max()) + 1)
+        parent = np.array([self.labels[np.argmax(labels == i)] for i in ids], "int64")
+        decisions = ("(worker 0's split; its decisions are recorded by worker 0)",)
+        return Split(labels, parent, decisions)
+
     def split(self, epoch=None):
         """Split the current sub-classes once and relabel the sampler; returns the history entry."""
         start = time.perf_counter()
         features = representation(
             self.model, self.sampler.images, self.representation, self.batch_size
         )
-        strategy = getattr(self.model, "distribute_strategy", None)
-        if self.representation != "pixels" and distribute.in_multiworker(strategy):
-            # Every worker must split alike, but each has its own BatchNormalization
-            # statistics, so its own features: all cluster the first worker's.
-            features = distribute.broadcast(features, strategy)
         budgets = self._budgets()
         result = split_classes(
             features,
@@ -358,6 +371,9 @@ class SubclassSplitter(keras.callbacks.Callback):
             name=self._name,
             pca_dims=self.pca_dims,
         )
+        strategy = getattr(self.model, "distribute_strategy", None)
+        if distribute.in_multiworker(strategy):
+            result = self._first_workers_split(result, strategy)
         before = self.num_subclasses
         self.labels = result.labels
         # Before the first split the parents are the original classes themselves.

@@ -139,7 +139,7 @@ def _distinct_rows(x, at_most):
     """The number of distinct rows of `x`, counted up to `at_most` (all that a split needs)."""
     seen = set()
     for row in x:
-        seen.add(row.tobytes())
+        seen.add((row + 0).tobytes())  # + 0: -0.0 becomes 0.0, equal as np.unique has it
         if len(seen) >= at_most:
             break
     return len(seen)
