@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -405,8 +406,16 @@ def test_a_worker_killed_mid_run_and_the_cluster_resumed_loses_no_finished_epoch
     chief, worker = _start_workers(script, out)
     worker_output = _outputs([worker])[0]
     assert worker.returncode == -signal.SIGKILL, worker_output[-3000:]
-    _outputs([chief], timeout=20)  # its next collective waits on the dead worker
+    # The chief backs up epoch 2, then waits in its next collective on the dead worker.
     directories = (out, out / "workers" / "worker_1")
+    history = out / "history.csv"  # its last callback: the backup is written before
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and chief.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    chief.kill()
+    _outputs([chief])
     for directory in directories:
         record = json.loads((directory / "backup" / "training_metadata.json").read_text())
         assert record["epoch"] == 2, directory
