@@ -180,16 +180,18 @@ def broadcast(values, strategy):
 
     A sum over the replicas in which only replica 0 counts: every worker of
     `strategy` must call it at the same point, as callbacks do. Used where
-    workers compute a value that should agree but may not (the features of a
-    DGMS split: each worker keeps its own BatchNormalization statistics).
+    workers compute a value that should agree but may not (the sub-class
+    labels of a DGMS split: each worker keeps its own BatchNormalization
+    statistics, and threaded k-means need not agree to the bit).
     """
     tf = _tf()
     values = np.asarray(values)
 
     def first(v):
         context = tf.distribute.get_replica_context()
-        first = tf.equal(context.replica_id_in_sync_group, 0)  # others add zeros, even to NaN
-        return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(first, v, tf.zeros_like(v)))
+        is_first = tf.equal(context.replica_id_in_sync_group, 0)  # others add 0, even for NaN
+        mine = tf.where(is_first, v, tf.zeros_like(v))
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
 
     result = tf.function(lambda v: strategy.run(first, args=(v,)))(tf.constant(values))
     return strategy.experimental_local_results(result)[0].numpy()
@@ -214,7 +216,7 @@ def check_same_everywhere(value, strategy, what):
         raise ValueError(
             f"The workers disagree on the {what}: {', '.join(f'{v:g}' for v in seen)} "
             f"(this worker, {kind} {index}: {value}). Give every worker the same state: copy "
-            "the chief's OUTPUT/backup/ and OUTPUT/dgms_state.json into each "
+            "the chief's OUTPUT/backup/ (and OUTPUT/dgms_state.json, if any) into each "
             "OUTPUT/workers/<task>_<i>/, then restart them all with --resume."
         )
 

@@ -15,8 +15,9 @@ decision is recorded, in words, in `Split.decisions`.
 A class whose representation has more than `pca_dims` columns (the raw pixels
 of a 48x48 face: 2304) is clustered in its top `pca_dims` principal
 components: k-means' squared distances there keep the class's main axes of
-variation and drop the least ones, and the clustering costs `dim / pca_dims`
-times less (`bench/dgms_relabel.py` measures it).
+variation and drop the least ones, and k-means works on `pca_dims` columns
+instead of `dim` (`bench/dgms_relabel.py` measures the time and, with
+`--compare-dataset`, how much the sub-classes change).
 """
 
 import dataclasses
