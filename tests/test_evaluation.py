@@ -9,6 +9,7 @@ from keras_sgm.evaluation import (
     acc_at_k,
     cluster_f1,
     evaluate_embeddings,
+    f1_of,
     f1_vs_k,
     kmeans_clusters,
     knn_predict,
@@ -150,14 +151,57 @@ def test_knn_scores_by_hand():
     assert scores["accuracy"] == pytest.approx(0.6)
     assert scores["precision"] == pytest.approx((1 / 2 + 2 / 3) / 3)
     assert scores["recall"] == pytest.approx(0.5)
-    assert scores["f1"] == pytest.approx((0.5 + 0.8) / 3)
+    # The paper's F1 is 2PR / (P + R) of the macro P and R, not the mean of per-class F1.
+    p, r = (1 / 2 + 2 / 3) / 3, 0.5
+    assert scores["f1"] == pytest.approx(2 * p * r / (p + r))
+    assert scores["macro_f1"] == pytest.approx((0.5 + 0.8) / 3)
     assert scores["confusion_matrix"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert scores["classes"].tolist() == [0, 1, 2]
     wider = knn_scores([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], classes=[0, 1, 2, 3])
-    assert wider["f1"] == scores["f1"]  # an absent class does not enter the macro average
+    assert wider["f1"] == scores["f1"] and wider["macro_f1"] == scores["macro_f1"]  # an absent class does not enter the macro average
     assert wider["confusion_matrix"].tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0] * 4]
     with pytest.raises(ValueError, match=r"classes lacks label\(s\) \[2\]"):
         knn_scores([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], classes=[0, 1])
+
+
+# The paper's Table 2: (method, backbone, accuracy, precision, recall, F1), in percent.
+TABLE_2 = [
+    ("CNN", "FMPNet", 79.535, 66.697, 68.582, 67.627),
+    ("CNN", "CVGG13", 84.316, 75.151, 67.425, 71.079),
+    ("CNN", "AlexNet", 86.038, 77.658, 68.657, 72.881),
+    ("CNN", "ResNet18", 87.695, 85.956, 69.659, 76.954),
+    ("CNN", "PreActResNet18", 82.372, 76.915, 65.238, 70.597),
+    ("TripletLoss", "FMPNet", 82.563, 79.554, 62.406, 69.944),
+    ("TripletLoss", "CVGG13", 85.974, 82.034, 68.112, 74.428),
+    ("TripletLoss", "AlexNet", 86.038, 80.598, 67.895, 73.703),
+    ("TripletLoss", "ResNet18", 87.121, 78.543, 68.378, 73.109),
+    ("TripletLoss", "PreActResNet18", 83.519, 74.081, 64.856, 69.162),
+    ("SGMLoss", "FMPNet", 83.360, 78.806, 66.520, 72.143),
+    ("SGMLoss", "CVGG13", 86.261, 86.321, 67.341, 75.659),
+    ("SGMLoss", "AlexNet", 86.643, 86.182, 67.673, 75.814),
+    ("SGMLoss", "ResNet18", 87.631, 88.614, 68.724, 77.412),
+    ("SGMLoss", "PreActResNet18", 84.316, 89.008, 66.519, 76.138),
+]
+
+
+@pytest.mark.parametrize("method, arch, accuracy, precision, recall, f1", TABLE_2)
+def test_f1_of_reproduces_every_row_of_table_2(method, arch, accuracy, precision, recall, f1):
+    assert f1_of(precision, recall) == pytest.approx(f1, abs=1e-3)
+    assert f1_of(precision / 100, recall / 100) == pytest.approx(f1 / 100, abs=1e-5)
+
+
+def test_paper_f1_differs_from_the_mean_of_per_class_f1():
+    # One large class predicted well, two small ones confused with it.
+    y_true = [0] * 8 + [1, 1] + [2, 2]
+    y_pred = [0] * 8 + [0, 1] + [0, 0]
+    scores = knn_scores(y_true, y_pred)
+    # class 0: P 8/11 R 1; class 1: P 1 R 1/2; class 2: P 0 R 0.
+    p, r = (8 / 11 + 1) / 3, (1 + 1 / 2) / 3
+    assert scores["precision"] == pytest.approx(p) and scores["recall"] == pytest.approx(r)
+    assert scores["f1"] == pytest.approx(2 * p * r / (p + r))  # 0.535
+    per_class = [2 * (8 / 11) / (1 + 8 / 11), 2 * 0.5 / 1.5, 0.0]
+    assert scores["macro_f1"] == pytest.approx(np.mean(per_class))  # 0.503
+    assert scores["f1"] - scores["macro_f1"] > 0.03
 
 
 def test_evaluate_embeddings_confusion_matrix_covers_train_classes():
@@ -187,7 +231,8 @@ def test_f1_vs_k_searches_once_and_matches_knn_predict(monkeypatch):
     assert calls == [21] and list(curve) == list(range(1, 22, 2))
     for k in (1, 5, 21):
         predicted = knn_predict(train, train_y, test, k=k)
-        assert curve[k] == pytest.approx(knn_scores(test_y, predicted)["f1"])
+        scores = knn_scores(test_y, predicted)
+        assert curve[k] == pytest.approx(f1_of(scores["precision"], scores["recall"]))
     with pytest.raises(ValueError, match=r"K=61 must lie in \[1, 60\]"):
         f1_vs_k(train, train_y, test, test_y, ks=[61])
 
@@ -208,6 +253,7 @@ KEYS = {
     "knn_precision",
     "knn_recall",
     "knn_f1",
+    "knn_macro_f1",
     "confusion_matrix",
     "f1_vs_k",
     "classes",
