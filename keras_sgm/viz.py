@@ -188,10 +188,10 @@ def plot_retrieval_curves(recall_at_k, acc_at_k, path):
 
 
 def plot_f1_vs_k(f1_vs_k, path):
-    """Macro F1 of the kNN classifier against K, best K marked (the paper's Figure 5).
+    """The paper's F1 of the kNN classifier against K, best K marked (its Figure 5).
 
     Args:
-        f1_vs_k: dict `{K: macro F1}` (as returned by `f1_vs_k`). The best K
+        f1_vs_k: dict `{K: F1}` (as returned by `f1_vs_k`: `2PR / (P + R)`). The best K
             is the smallest K with the highest F1.
         path: str or path-like, the PNG to write (600 x 450 pixels).
 
@@ -223,9 +223,105 @@ def plot_f1_vs_k(f1_vs_k, path):
     axes.legend(loc="best")
     axes.set_xticks(ks if ks.size <= 25 else ks[:: int(np.ceil(ks.size / 25))])
     axes.set_xlabel("K (neighbours)")
-    axes.set_ylabel("macro F1 (%)")
+    axes.set_ylabel("F1 = 2PR / (P + R) (%)")
     axes.grid(alpha=0.3)
     axes.set_title("kNN classification")
+    return _save(figure, path)
+
+
+def plot_retrieval_comparison(curves, path, title="Retrieval"):
+    """Recall@K (solid) and Acc@K (dashed) of several methods on one plot (the paper's Figure 3).
+
+    Args:
+        curves: dict `{method label: (recall_at_k, acc_at_k)}`, each a dict
+            `{K: value}` (keys int or str).
+        path: str or path-like, the PNG to write (700 x 500 pixels).
+        title: str, default `"Retrieval"`.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> out = plot_retrieval_comparison(
+    ...     {"SGMLoss": ({1: 0.8, 4: 0.95}, {1: 0.8, 4: 0.78}),
+    ...      "TripletLoss": ({1: 0.78, 4: 0.97}, {1: 0.78, 4: 0.7})},
+    ...     pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
+    >>> out.exists()
+    True
+    """
+    if not curves:
+        raise ValueError("curves is empty; expected {method: (recall_at_k, acc_at_k)}.")
+    figure = _figure(7, 5)
+    axes = figure.add_subplot()
+    every_k, lowest = np.array([], int), 1.0
+    for index, (label, (recall, accuracy)) in enumerate(curves.items()):
+        color = f"C{index % 10}"
+        for values, name, style, marker in (
+            (recall, "Recall@K", "-", "o"),
+            (accuracy, "Acc@K", "--", "s"),
+        ):
+            ks, ys = _sorted_curve(values, f"{label} {name}")
+            axes.plot(ks, 100 * ys, style, marker=marker, color=color, label=f"{label} {name}")
+            every_k, lowest = np.union1d(every_k, ks), min(lowest, ys.min())
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(every_k, [str(k) for k in every_k])
+    axes.set_xlabel("K")
+    axes.set_ylabel("%")
+    axes.set_ylim(max(0.0, 10 * np.floor(10 * lowest) - 5), 101)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    axes.set_title(title)
+    return _save(figure, path)
+
+
+def plot_f1_vs_k_comparison(curves, path, title="kNN classification"):
+    """F1 of the kNN classifier against K for several methods, each best K marked (Figure 5).
+
+    Args:
+        curves: dict `{method label: {K: F1}}` (keys int or str), as
+            `evaluate_embeddings`' `f1_vs_k`.
+        path: str or path-like, the PNG to write (700 x 500 pixels).
+        title: str, default `"kNN classification"`.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Example:
+    >>> import pathlib, tempfile, pytest
+    >>> _ = pytest.importorskip("matplotlib")
+    >>> curves = {"SGMLoss": {1: 0.7, 3: 0.75}, "TripletLoss": {1: 0.72, 3: 0.7}}
+    >>> out = plot_f1_vs_k_comparison(curves, pathlib.Path(tempfile.mkdtemp()) / "f1.png")
+    >>> out.exists()
+    True
+    """
+    if not curves:
+        raise ValueError("curves is empty; expected {method: {K: F1}}.")
+    figure = _figure(7, 5)
+    axes = figure.add_subplot()
+    every_k = np.array([], int)
+    for index, (label, values) in enumerate(curves.items()):
+        ks, f1 = _sorted_curve(values, f"{label} f1_vs_k")
+        best = int(np.argmax(f1))
+        color = f"C{index % 10}"
+        axes.plot(ks, 100 * f1, marker="o", markersize=4, color=color, label=label)
+        axes.plot(
+            ks[best],
+            100 * f1[best],
+            marker="*",
+            markersize=14,
+            color=color,
+            linestyle="none",
+            label=f"{label}: best K = {ks[best]} ({100 * f1[best]:.2f})",
+        )
+        every_k = np.union1d(every_k, ks)
+    axes.set_xticks(every_k if every_k.size <= 25 else every_k[:: int(np.ceil(every_k.size / 25))])
+    axes.set_xlabel("K (neighbours)")
+    axes.set_ylabel("F1 = 2PR / (P + R) (%)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    axes.set_title(title)
     return _save(figure, path)
 
 

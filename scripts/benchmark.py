@@ -2,9 +2,17 @@
 
     python scripts/benchmark.py --methods sgm triplet ce --archs fmpnet resnet18 --epochs 5
     python scripts/benchmark.py --config configs/paper.yaml --dataset image_folder --data-dir DATA
+    python scripts/benchmark.py --methods sgm triplet --seeds 0 1 2        # mean and spread
+    python scripts/benchmark.py --config configs/paper.yaml --dataset ferplus --data-dir FERPLUS \
+        --eval-datasets ferplus=FERPLUS affectnet=AFFECTNET jaffe=JAFFE ckplus=CKPLUS bu3dfe=BU3DFE
 
-Takes every flag of scripts/train.py, plus --methods and --archs; writes
-OUTPUT/benchmark.md, OUTPUT/benchmark.json and one run folder per pair.
+Takes every flag of scripts/train.py, plus --methods, --archs, --seeds (one run per
+seed, in OUTPUT/<method>_<arch>/seed_<s>/) and --eval-datasets NAME[=DIR] ... (the
+k-means NMI of each dataset's test split embedded by every trained model: the
+paper's Table 1). Writes OUTPUT/benchmark.md (Tables 1 and 2, with the seeds behind
+each number), OUTPUT/benchmark.json, OUTPUT/figures/ (Figures 3 and 5) and one run
+folder per run. With --resume, finished runs are read back, interrupted ones resumed
+and missing ones trained.
 """
 
 import json
@@ -18,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from train import build_parser, read_config_file  # noqa: E402
 
-from keras_sgm.training import METHODS, TrainConfig, run_benchmark  # noqa: E402
+from keras_sgm.benchmark import run_benchmark  # noqa: E402
+from keras_sgm.training import METHODS, TrainConfig  # noqa: E402
 
 
 def main(argv=None):
@@ -26,23 +35,33 @@ def main(argv=None):
     parser.description = __doc__.split("\n\n")[0]
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--archs", nargs="+", default=["fmpnet"])
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="train every pair once per seed (default: --seed)"
+    )
+    parser.add_argument(
+        "--eval-datasets",
+        nargs="+",
+        default=[],
+        metavar="NAME[=DIR]",
+        help="also cluster the test split of each (Table 1); DIR: its manual download",
+    )
     args = vars(parser.parse_args(argv))
     methods, archs = args.pop("methods"), args.pop("archs")
+    seeds, eval_datasets = args.pop("seeds"), args.pop("eval_datasets")
     values = read_config_file(args.pop("config")) if args.get("config") else {}
     values.update({k: v for k, v in args.items() if v is not None})
     values.setdefault("output", "runs/benchmark")
     try:
         config = TrainConfig.from_dict(values)
-        for arch in archs:  # fail on a bad name before any training
-            TrainConfig.from_dict({**values, "arch": arch})
-        for method in methods:
-            TrainConfig.from_dict({**values, "method": method})
-        results = run_benchmark(config, methods, archs)
+        # run_benchmark checks every name, seed and evaluation set before it trains.
+        results = run_benchmark(config, methods, archs, seeds, eval_datasets)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
-        json.dumps([{k: r[k] for k in ("method", "arch", "nmi", "knn_accuracy")} for r in results])
+        json.dumps(
+            [{k: r[k] for k in ("method", "arch", "seed", "nmi", "knn_accuracy")} for r in results]
+        )
     )
     print(f"Tables in {config.output}/benchmark.md")
     return 0

@@ -218,39 +218,6 @@ def test_baseline_methods_train_and_save_an_embedder(folder, tmp_path, method):
         assert classifier.output.shape[-1] == len(metrics["class_names"])
 
 
-def test_benchmark_writes_both_tables(folder, tmp_path):
-    out = tmp_path / "bench"
-    code = _script("benchmark").main(
-        [
-            "--methods",
-            "sgm",
-            "ce",
-            "--archs",
-            "fmpnet",
-            "--dataset",
-            "image_folder",
-            "--data-dir",
-            str(folder),
-            "--epochs",
-            "1",
-            "--samples-per-class",
-            "4",
-            "--image-size",
-            "32",
-            "--embedding-dim",
-            "8",
-            "--output",
-            str(out),
-            "--verbose",
-            "0",
-        ]
-    )
-    assert code == 0
-    table = (out / "benchmark.md").read_text()
-    assert "| sgm | fmpnet |" in table and "| ce | fmpnet |" in table
-    assert len(json.loads((out / "benchmark.json").read_text())) == 2
-
-
 class TestBadInput:
     def test_empty_folder(self, tmp_path, capsys):
         (tmp_path / "data" / "train").mkdir(parents=True)

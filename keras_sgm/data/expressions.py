@@ -24,6 +24,35 @@ FERPLUS_CLASSES = (
 
 logger = logging.getLogger("keras_sgm.data")
 
+EXPRESSION_ALIASES = {
+    "happy": "happiness",
+    "joy": "happiness",
+    "surprised": "surprise",
+    "sad": "sadness",
+    "angry": "anger",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "contemptuous": "contempt",
+    "neutrality": "neutral",
+}
+"""Other names of FER+'s expressions (e.g. image-folder class names), by their FER+ name."""
+
+
+def expression_key(name):
+    """The name an expression is matched by across datasets: FER+'s name where one is known.
+
+    Case, surrounding spaces and the aliases of `EXPRESSION_ALIASES` do not
+    matter; a name that is no known expression is compared as it is (lower
+    case), so that two image folders with the same class names still match.
+
+    Example:
+    >>> expression_key(" Happy"), expression_key("anger"), expression_key("Smirk")
+    ('happiness', 'anger', 'smirk')
+    """
+    key = str(name).strip().lower()
+    return EXPRESSION_ALIASES.get(key, key)
+
 
 def class_index(name):
     """Index of an expression name in `FERPLUS_CLASSES` (ValueError names unknown ones)."""
