@@ -1,7 +1,7 @@
 """End-to-end training runs: config, data, model, fit, evaluation and outputs.
 
-`scripts/train.py` is a command line over `TrainConfig` and `train`; the
-benchmark script calls `train` once per method and backbone.
+`scripts/train.py` is a command line over `TrainConfig` and `train`;
+`keras_sgm.benchmark` calls `train` once per method, backbone and seed.
 
 A run directory holds:
 
@@ -80,6 +80,15 @@ class TrainConfig:
     batches (and epochs) grow `dgms_clusters` times per level, and every
     batch still holds every class.
 
+    `augment` passes every method's training batches through the same
+    random horizontal flips, small shifts, zooms (crops) and rotations
+    (`keras_sgm.data.augmenter`, Keras preprocessing layers in `tf.data`).
+    Off by default: the paper trains without it.
+
+    A `dataset_config` ending in `_probability` (FER+'s vote distributions)
+    trains SGMLoss and the softmax CNN on the distributions as soft labels,
+    batches balanced on their majority; triplet loss trains on the majority.
+
     `strategy` trains on several replicas with `tf.distribute`
     (`keras_sgm.distribute`): `"mirrored"` (the GPUs of this machine, or
     `replicas` logical CPU devices) or `"multiworker"` (`TF_CONFIG`), with
@@ -108,6 +117,7 @@ class TrainConfig:
     image_size: int = 48
     channels: int = 1
     learning_rate: float = 1e-4
+    augment: bool = False
     max_train_samples: int | None = None
     knn_k: int = 11
     dgms_levels: int = 0
@@ -164,6 +174,11 @@ class TrainConfig:
         saved = {**_BEFORE_ADDED, **json.loads(path.read_text())}
         return cls.from_dict({**saved, **changes, "output": str(output), "resume": True})
 
+    @property
+    def soft_labels(self):
+        """Whether the dataset config trains on label distributions (FER+ `*_probability`)."""
+        return bool(self.dataset_config) and self.dataset_config.endswith("_probability")
+
     def validated(self):
         from keras_sgm import backbones
 
@@ -193,6 +208,12 @@ class TrainConfig:
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
         if self.dataset_config and self.dataset in _LOCAL_DATASETS:
             raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
+        if self.soft_labels and self.dgms_levels:
+            raise ValueError(
+                f"dataset_config {self.dataset_config!r} trains on vote distributions (soft "
+                "labels); DGMS splits need hard labels: use the majority config (e.g. '48px') "
+                "with dgms_levels > 0."
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
         from keras_sgm.distribute import check_strategy
@@ -256,6 +277,29 @@ def field_type(field):
     return options[0] if options else field.type
 
 
+DIGIT_PAIR_NAMES = [f"{2 * i}|{2 * i + 1}" for i in range(5)]
+"""The classes of `digit_pairs`: scikit-learn's digits merged in pairs 0|1, 2|3, ..."""
+
+
+def class_names_of(config):
+    """The class names a run on `config` trains on, read without loading any image.
+
+    Catalog datasets use FER+'s eight expressions; an image folder the
+    sub-folders of `DATA_DIR/train` that hold images.
+    """
+    if config.dataset == "digits":
+        return [str(d) for d in range(10)]
+    if config.dataset == "digit_pairs":
+        return list(DIGIT_PAIR_NAMES)
+    if config.dataset == "image_folder":
+        from keras_sgm.data.image_folder import list_image_folder
+
+        return list(list_image_folder(Path(config.data_dir) / "train"))
+    from keras_sgm.data import catalog
+
+    return catalog.class_names(config.dataset)
+
+
 def load_splits(config, with_extras=False):
     """`(train, val_or_None, test, class_names)`, each split `(images, labels)`.
 
@@ -275,7 +319,7 @@ def load_splits(config, with_extras=False):
             # Real images whose classes hide two known sub-groups each: 0|1, 2|3, ...
             extras = {"subgroup": train[1] % 2}
             train, test = (train[0], train[1] // 2), (test[0], test[1] // 2)
-            names = [f"{2 * i}|{2 * i + 1}" for i in range(5)]
+            names = list(DIGIT_PAIR_NAMES)
     elif config.dataset == "image_folder":
         from keras_sgm.data.image_folder import load_image_folder
 
@@ -304,7 +348,12 @@ def load_splits(config, with_extras=False):
 
 
 def _load_named(config):
-    """A TFDS-built dataset, resized and channel-converted to the config's input."""
+    """A TFDS-built dataset, resized and channel-converted to the config's input.
+
+    A builder config whose `label_mode` is `"probability"` (FER+'s
+    `*_probability`) adds the training split's vote distributions to the
+    extras as `"soft_labels"`.
+    """
     from keras_sgm.data import catalog
 
     stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
@@ -333,7 +382,10 @@ def _load_named(config):
         return images, labels
 
     val = split("validation") if "validation" in built.info.splits else None
-    return split("train"), val, split("test"), catalog.class_names(config.dataset), extras
+    train = split("train")
+    if getattr(built.builder_config, "label_mode", None) == "probability":
+        extras["soft_labels"] = extras["votes"].astype("float32")
+    return train, val, split("test"), catalog.class_names(config.dataset), extras
 
 
 def _check_counts(labels, names):
@@ -363,7 +415,7 @@ class _EpochTimer(keras.callbacks.Callback):
 
 
 # Settings added after runs were first saved: what a config.json without them meant.
-_BEFORE_ADDED = {"dgms_pca_dims": None}  # its splits clustered every column
+_BEFORE_ADDED = {"dgms_pca_dims": None, "augment": False}  # pca: every column
 
 RESUMABLE_CHANGES = (
     "epochs",
@@ -449,11 +501,13 @@ def build_models(config, input_shape, class_names):
         classifier = keras_sgm.SoftmaxClassifier(
             encoder.input, logits, name=f"{config.arch}_softmax_cnn"
         )
-        classifier.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        if config.soft_labels:  # vote distributions: Barsoum et al.'s "probability" mode
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+            metrics = ["categorical_accuracy"]
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metrics = ["accuracy"]
+        classifier.compile(optimizer=optimizer, loss=loss, metrics=metrics)
         return classifier, embedder
     if config.method == "sgm":
         loss = keras_sgm.SGMLoss(
@@ -478,13 +532,19 @@ def finished_epochs(out):
     return int(json.loads(record.read_text()).get("epoch", 0)) if record.is_file() else 0
 
 
-def training_data(config, train, val, start_epoch=0):
+def training_data(config, train, val, start_epoch=0, soft_labels=None):
     """`(train_dataset, val_dataset_or_None, sampler)`: balanced batches, or shuffled ones for `ce`.
 
     `start_epoch` > 0 (a resumed run) derives a fresh seed, so the resumed
     epochs do not replay the batch order of the run's first epochs. With
     DGMS, epochs keep the length of the first labelling (sub-classes change
     the natural length).
+
+    `soft_labels` (`[n, classes]`, e.g. FER+ vote distributions) are what
+    SGMLoss and the softmax CNN train on, batches still balanced on the hard
+    labels `train[1]` (the distributions' majority); triplet loss, which
+    needs hard labels, trains on `train[1]`. With `config.augment` every
+    method's batches pass through the same `keras_sgm.data.augmenter`.
     """
     import tensorflow as tf
 
@@ -493,13 +553,20 @@ def training_data(config, train, val, start_epoch=0):
     seed = config.seed
     if start_epoch:
         seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
+    targets = soft_labels if config.method in ("sgm", "ce") else None
     sampler = ClassBalancedSampler(
-        train[0], train[1], config.samples_per_class, config.classes_per_batch, seed=seed
+        train[0],
+        train[1],
+        config.samples_per_class,
+        config.classes_per_batch,
+        seed=seed,
+        targets=targets if config.method == "sgm" else None,
     )
     batch_size = sampler.batch_size
     if config.method == "ce":
+        pairs = train if targets is None else (train[0], targets)
         data = (
-            tf.data.Dataset.from_tensor_slices(train)
+            tf.data.Dataset.from_tensor_slices(pairs)
             .shuffle(len(train[1]), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
@@ -508,6 +575,12 @@ def training_data(config, train, val, start_epoch=0):
         data = sampler.dataset(steps=sampler.steps_per_epoch, with_classes=_mixture(config))
     else:
         data = sampler.dataset()
+    if config.augment:
+        from keras_sgm.data import augment, augmenter
+
+        data = augment(data, augmenter(seed=seed))
+    if val is not None and targets is not None:  # validation is labelled by majority
+        val = (val[0], np.eye(soft_labels.shape[1], dtype="float32")[val[1]])
     val_data = None if val is None else tf.data.Dataset.from_tensor_slices(val).batch(batch_size)
     return data, val_data, sampler
 
@@ -574,7 +647,9 @@ def _train(config, strategy, chief, callbacks):
         state = out / "dgms_state.json"
         level = json.loads(state.read_text())["level"] if state.is_file() else 0
         distribute.check_same_everywhere(level, strategy, "DGMS levels reached before --resume")
-    data, val_data, sampler = training_data(config, train_split, val, start_epoch=start)
+    data, val_data, sampler = training_data(
+        config, train_split, val, start_epoch=start, soft_labels=extras.get("soft_labels")
+    )
     timer = _EpochTimer()
     splitter = None
     if config.dgms_levels:
@@ -611,6 +686,7 @@ def _train(config, strategy, chief, callbacks):
     if config.method == "ce":
         model.save(out / "classifier.keras")
     embedder.save(out / "model.keras")
+    classifier_scores = classifier_metrics(model, test, len(names)) if config.method == "ce" else {}
     train_emb = embedder.predict(train_split[0], verbose=0)
     metrics = evaluate_model(
         embedder,
@@ -622,6 +698,10 @@ def _train(config, strategy, chief, callbacks):
         knn_k=config.knn_k,
         train_emb=train_emb,
     )
+    metrics.update(classifier_scores)
+    metrics["soft_labels"] = "soft_labels" in extras and config.method != "triplet"
+    metrics["augment"] = config.augment
+    metrics["seed"] = config.seed
     metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
     metrics["epochs_run_in_this_session"] = len(history.epoch)
     metrics.update(method=config.method, arch=config.arch, dataset=config.dataset)
@@ -633,6 +713,25 @@ def _train(config, strategy, chief, callbacks):
         metrics["dgms"]["loss"] = "mixture" if _mixture(config) else "subclass"
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def classifier_metrics(classifier, test, num_classes):
+    """The softmax CNN's own predictions on `test`, scored as the paper's CNN rows of Table 2.
+
+    Returns `classifier_accuracy`, `classifier_precision`, `classifier_recall`,
+    `classifier_f1` (the paper's `2PR / (P + R)`), `classifier_macro_f1` and
+    `classifier_confusion_matrix` (rows true, columns predicted, every class).
+    """
+    from keras_sgm import evaluation
+
+    logits = classifier.predict(test[0], verbose=0)
+    predicted = np.argmax(logits, axis=1)
+    scores = evaluation.knn_scores(test[1], predicted, classes=np.arange(num_classes))
+    values = {f"classifier_{key}": scores[key] for key in ("accuracy", "precision", "recall")}
+    values["classifier_f1"] = scores["f1"]
+    values["classifier_macro_f1"] = scores["macro_f1"]
+    values["classifier_confusion_matrix"] = scores["confusion_matrix"].tolist()
+    return values
 
 
 def _splitter(config, sampler, out, train, test, hidden):
@@ -745,55 +844,3 @@ def write_json(path, payload):
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
-
-
-def run_benchmark(config, methods, archs):
-    """Train every method x arch with the same settings and seed; write the paper's tables.
-
-    Each run goes to `OUTPUT/<method>_<arch>/`; `OUTPUT/benchmark.json` holds all
-    metrics and `OUTPUT/benchmark.md` the clustering (Table 1) and kNN
-    classification (Table 2) layouts with train seconds per epoch.
-
-    Returns:
-        The list of per-run metrics dicts.
-    """
-    if isinstance(config, dict):
-        config = TrainConfig.from_dict(config)
-    root = Path(config.output)
-    results = []
-    for method in methods:
-        for arch in archs:
-            run = dataclasses.replace(
-                config, method=method, arch=arch, output=str(root / f"{method}_{arch}")
-            ).validated()
-            results.append(train(run))
-    write_json(root / "benchmark.json", results)
-    (root / "benchmark.md").write_text(benchmark_markdown(results, config))
-    return results
-
-
-def benchmark_markdown(results, config):
-    """The paper's Table 1 / Table 2 layout as Markdown, from per-run metrics."""
-    lines = [
-        f"# Benchmark: {config.dataset}, {config.epochs} epochs, seed {config.seed}",
-        "",
-        "Metrics on the test split; kNN with K = "
-        f"{config.knn_k}; precision, recall and F1 are macro averages (percent).",
-        "",
-        "| Method | Arch. | NMI | Cluster F1 | kNN Acc. | Prec. | Rec. | F1 | s / epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for m in results:
-        values = [
-            m["nmi"],
-            m["cluster_f1"],
-            m["knn_accuracy"],
-            m["knn_precision"],
-            m["knn_recall"],
-            m["knn_f1"],
-        ]
-        cells = " | ".join(f"{100 * v:.2f}" for v in values)
-        lines.append(
-            f"| {m['method']} | {m['arch']} | {cells} | {m['train_seconds_per_epoch']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
