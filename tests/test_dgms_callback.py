@@ -9,7 +9,14 @@ from sklearn.metrics import normalized_mutual_info_score
 import keras_sgm
 from keras_sgm import backbones
 from keras_sgm.data import ClassBalancedSampler
-from keras_sgm.dgms import SubclassSplitter, feature_extractor, representation
+from keras_sgm.dgms import (
+    SCHEDULES,
+    SubclassSplitter,
+    feature_extractor,
+    representation,
+    split_classes,
+)
+from keras_sgm.dgms import callback as callback_module
 from tests.testing import save_and_reload
 
 
@@ -22,6 +29,55 @@ def _two_mode_classes(per_blob=16, seed=0):
     y = np.array([0, 0, 5, 5])[hidden]
     order = rng.permutation(len(y))
     return x[order], y[order], hidden[order]
+
+
+def _blob_lines(per_blob=8, blobs=6, seed=0):
+    """Classes 0 and 5, each `blobs` tight blobs in a line 4 apart; returns x, y, hidden ids.
+
+    Enough structure for 2, 3 and 4 groups per class, and not nested: k-means
+    parts 6 blobs as 3 + 3, then 2 + 2 + 2 (blobs 2 and 3 together).
+    """
+    rng = np.random.default_rng(seed)
+    centres = [(30.0 * i, 4.0 * b) for i in range(2) for b in range(blobs)]
+    x = np.concatenate([rng.normal(c, 0.2, (per_blob, 2)) for c in centres]).astype("float32")
+    hidden = np.repeat(np.arange(2 * blobs), per_blob)
+    y = np.array([0, 5])[hidden // blobs]
+    order = rng.permutation(len(y))
+    return x[order], y[order], hidden[order]
+
+
+def _four_corner_classes(per_blob=8, seed=0):
+    """Classes 0 and 5, each 4 blobs at the corners of its own square; returns x, y, hidden ids.
+
+    Unlike a line of blobs, whose chain a full-covariance component can
+    swallow whole, corners stay apart in a small model's embedding.
+    """
+    rng = np.random.default_rng(seed)
+    centres = [(30.0 * i + dx, dy) for i in range(2) for dx in (0, 8) for dy in (0, 8)]
+    x = np.concatenate([rng.normal(c, 0.2, (per_blob, 2)) for c in centres]).astype("float32")
+    hidden = np.repeat(np.arange(8), per_blob)
+    y = np.array([0, 5])[hidden // 4]
+    order = rng.permutation(len(y))
+    return x[order], y[order], hidden[order]
+
+
+class _Levels:
+    """A `report` that keeps a copy of the labels and class map after every split."""
+
+    def __init__(self):
+        self.labels, self.class_of = [], []
+
+    def __call__(self, splitter):
+        self.labels.append(splitter.labels.copy())
+        self.class_of.append(splitter.class_of.copy())
+        return {}
+
+
+def _fit(sampler, splitter, epochs, model=None):
+    model = model or _model()
+    data = sampler.dataset(steps=sampler.steps_per_epoch)
+    model.fit(data, epochs=epochs, callbacks=[splitter], verbose=0)
+    return model
 
 
 def _model(seed=0):
@@ -101,6 +157,11 @@ def test_schedule_levels_and_cap():
     # Level 1: 2 -> 4 sub-classes; level 2 may add one more per class (cap 3), not two.
     assert splitter.history[0]["subclasses"] == 4
     assert all(n <= 3 for n in splitter.history[1]["subclasses_per_class"].values())
+    # Split, the default schedule: each sub-class into 2, the largest first within the cap.
+    assert [h["groups_asked"] for h in splitter.history] == [{0: 2, 5: 2}, {0: 3, 5: 3}]
+    assert {(h["schedule"], h["covariance_type"]) for h in splitter.history} == {
+        ("split", "spherical")
+    }
     assert splitter.num_subclasses == len(np.unique(splitter.labels))
 
 
@@ -203,6 +264,8 @@ def test_features_are_the_input_of_the_embedding_head():
         ({"min_size": 2.5}, "min_size"),
         ({"batch_size": 0}, "batch_size"),
         ({"pca_dims": -1}, "pca_dims must be a positive int or None; received -1"),
+        ({"schedule": "hierarchical"}, r"Unknown schedule 'hierarchical'.*'recluster'"),
+        ({"covariance_type": "round"}, r"Unknown covariance_type 'round'.*'full'"),
     ],
 )
 def test_bad_options(kwargs, message):
@@ -244,3 +307,205 @@ def test_features_of_a_subclassed_encoder_fail_at_train_begin():
     splitter = SubclassSplitter(sampler, representation="features", verbose=0)
     with pytest.raises(ValueError, match="representation='pixels' or 'embedding'"):
         model.fit(sampler.dataset(steps=2), epochs=1, callbacks=[splitter], verbose=0)
+
+
+# ------------------------------------------------------------------ schedule="recluster"
+def test_recluster_asks_one_more_group_per_original_class_each_level():
+    x, y, _ = _blob_lines()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    levels = _Levels()
+    splitter = SubclassSplitter(
+        sampler, levels=3, schedule="recluster", representation="pixels", report=levels, verbose=0
+    )
+    _fit(sampler, splitter, epochs=4)
+
+    assert SCHEDULES == ("split", "recluster") and splitter.level == 3
+    assert [h["subclasses_per_class"] for h in splitter.history] == [
+        {0: 2, 5: 2},
+        {0: 3, 5: 3},
+        {0: 4, 5: 4},
+    ]
+    assert [h["groups_asked"] for h in splitter.history] == [
+        {0: 2, 5: 2},
+        {0: 3, 5: 3},
+        {0: 4, 5: 4},
+    ]
+    assert [h["subclasses"] for h in splitter.history] == [4, 6, 8]
+    assert all(h["schedule"] == "recluster" for h in splitter.history)
+    for level, (labels, class_of) in enumerate(zip(levels.labels, levels.class_of), start=1):
+        # Contiguous ids, unique across classes, each mapped straight to an original class.
+        k = level + 1
+        assert np.unique(labels).tolist() == list(range(2 * k))
+        np.testing.assert_array_equal(class_of[labels], y)
+        assert sorted(class_of.tolist()) == [0] * k + [5] * k
+        # A fresh clustering of the original classes, with k groups each.
+        fresh = split_classes(x, y, clusters=k, min_size=3, seed=level - 1)
+        np.testing.assert_array_equal(labels, fresh.labels)
+    np.testing.assert_array_equal(sampler.labels.numpy(), splitter.labels)
+
+
+def test_recluster_levels_are_not_refinements_of_the_level_before():
+    x, y, hidden = _blob_lines()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    levels = _Levels()
+    splitter = SubclassSplitter(
+        sampler, levels=2, schedule="recluster", representation="pixels", report=levels, verbose=0
+    )
+    _fit(sampler, splitter, epochs=2)
+    first, second = levels.labels
+    # Level 1 parts each line of 6 blobs 3 + 3, level 2 parts it 2 + 2 + 2: the middle
+    # sub-class of level 2 takes one blob from each level-1 sub-class.
+    straddling = [s for s in np.unique(second) if len(np.unique(first[second == s])) > 1]
+    assert len(straddling) == 2  # one per class
+    for s in straddling:
+        assert np.unique(hidden[second == s]).size == 2
+    assert normalized_mutual_info_score(hidden, second) < 1.0  # groups of blobs, not blobs
+
+    # The split schedule at the same levels only ever refines.
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    levels = _Levels()
+    splitter = SubclassSplitter(
+        sampler, levels=2, representation="pixels", report=levels, verbose=0
+    )
+    _fit(sampler, splitter, epochs=2)
+    first, second = levels.labels
+    assert all(len(np.unique(first[second == s])) == 1 for s in np.unique(second))
+
+
+def test_recluster_max_subclasses_caps_the_groups_per_class():
+    x, y, _ = _blob_lines()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    splitter = SubclassSplitter(
+        sampler,
+        levels=3,
+        schedule="recluster",
+        max_subclasses=3,
+        representation="pixels",
+        verbose=0,
+    )
+    _fit(sampler, splitter, epochs=3)
+    assert [h["groups_asked"] for h in splitter.history] == [
+        {0: 2, 5: 2},
+        {0: 3, 5: 3},
+        {0: 3, 5: 3},
+    ]
+    assert [h["subclasses"] for h in splitter.history] == [4, 6, 6]
+    np.testing.assert_array_equal(splitter.class_of[splitter.labels], y)
+    # Level 3 is a fresh 3-group clustering too (its own seed), not level 2's labels kept.
+    fresh = split_classes(x, y, clusters=3, min_size=3, seed=2)
+    np.testing.assert_array_equal(splitter.labels, fresh.labels)
+
+
+def test_recluster_resumes_mid_schedule_at_the_right_k(tmp_path):
+    x, y, _ = _blob_lines()
+    state = tmp_path / "dgms_state.json"
+    options = dict(levels=3, schedule="recluster", representation="pixels", state_path=state)
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    model = _fit(sampler, SubclassSplitter(sampler, verbose=0, **options), epochs=1)
+    written = json.loads(state.read_text())
+    assert written["level"] == 1 and written["schedule"] == "recluster"
+    assert written["clusters"] == 2 and written["covariance_type"] == "spherical"
+    assert written["groups_asked"] == {"0": 2, "5": 2}
+
+    # A new process: fresh sampler on the original labels, same state file.
+    fresh = ClassBalancedSampler(x, y, samples_per_class=3, seed=1)
+    resumed = SubclassSplitter(fresh, resume=True, verbose=0, **options)
+    _fit(fresh, resumed, epochs=3, model=model)  # epoch 1 was done; levels 2 and 3 follow
+    assert resumed.level == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert [h["groups_asked"] for h in resumed.history] == [
+        {"0": 2, "5": 2},  # read back from JSON
+        {0: 3, 5: 3},
+        {0: 4, 5: 4},
+    ]
+    np.testing.assert_array_equal(
+        resumed.labels, split_classes(x, y, clusters=4, min_size=3, seed=2).labels
+    )
+    np.testing.assert_array_equal(resumed.class_of[resumed.labels], y)
+    written = json.loads(state.read_text())
+    assert written["level"] == 3 and written["groups_asked"] == {"0": 4, "5": 4}
+    np.testing.assert_array_equal(written["labels"], resumed.labels)
+
+    # A state of another schedule, or of another `clusters` under recluster, is refused.
+    with pytest.raises(ValueError, match="schedule 'recluster', here 'split'"):
+        SubclassSplitter(
+            ClassBalancedSampler(x, y, 3), state_path=state, resume=True
+        ).on_train_begin()
+    with pytest.raises(ValueError, match="clusters=2 under schedule 'recluster'.*here clusters=3"):
+        SubclassSplitter(
+            ClassBalancedSampler(x, y, 3), clusters=3, resume=True, **options
+        ).on_train_begin()
+
+
+def test_a_state_file_without_a_schedule_resumes_as_split(tmp_path):
+    x, y, _ = _two_mode_classes()
+    state = tmp_path / "dgms_state.json"
+    sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
+    first = SubclassSplitter(sampler, representation="pixels", state_path=state, verbose=0)
+    _fit(sampler, first, epochs=1)
+    written = json.loads(state.read_text())
+    for key in ("schedule", "clusters", "covariance_type", "groups_asked"):
+        del written[key]  # as written before schedules
+    state.write_text(json.dumps(written))
+    resumed = SubclassSplitter(
+        ClassBalancedSampler(x, y, 4), state_path=state, resume=True, verbose=0
+    )
+    resumed.on_train_begin()
+    assert resumed.level == 1 and resumed.class_of.tolist() == [0, 0, 5, 5]
+    with pytest.raises(ValueError, match="schedule 'split', here 'recluster'"):
+        SubclassSplitter(
+            ClassBalancedSampler(x, y, 4), schedule="recluster", state_path=state, resume=True
+        ).on_train_begin()
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_worker_zeros_split_maps_back_to_the_original_classes(monkeypatch, schedule):
+    # Worker 0 found the same groups under other ids (reversed): each new id's parent
+    # must come from the labels that were clustered, the original classes for recluster.
+    monkeypatch.setattr(callback_module.distribute, "in_multiworker", lambda strategy: True)
+    monkeypatch.setattr(
+        callback_module.distribute, "broadcast", lambda values, strategy: values.max() - values
+    )
+    x, y, _ = _blob_lines()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    levels = _Levels()
+    splitter = SubclassSplitter(
+        sampler, levels=2, schedule=schedule, representation="pixels", report=levels, verbose=0
+    )
+    _fit(sampler, splitter, epochs=2)
+    for labels, class_of in zip(levels.labels, levels.class_of):
+        np.testing.assert_array_equal(class_of[labels], y)
+    assert [h["subclasses"] for h in splitter.history] == (
+        [4, 6] if schedule == "recluster" else [4, 8]
+    )
+
+
+def test_the_paper_authors_setting_reclusters_the_embedding_with_full_covariances():
+    x, y, hidden = _four_corner_classes()
+    sampler = ClassBalancedSampler(x, y, samples_per_class=3, seed=0)
+    levels = _Levels()
+    splitter = SubclassSplitter(
+        sampler,
+        levels=3,
+        schedule="recluster",
+        representation="embedding",
+        method="em",
+        covariance_type="full",
+        report=levels,
+        verbose=0,
+    )
+    model = _fit(sampler, splitter, epochs=3)
+    assert [h["subclasses_per_class"] for h in splitter.history] == [
+        {0: 2, 5: 2},
+        {0: 3, 5: 3},
+        {0: 4, 5: 4},
+    ]
+    assert {(h["representation"], h["method"], h["covariance_type"]) for h in splitter.history} == {
+        ("embedding", "em", "full")
+    }
+    for labels, class_of in zip(levels.labels, levels.class_of):
+        np.testing.assert_array_equal(class_of[labels], y)
+    # At 4 groups per class, each corner blob of the embedding is a sub-class of its own.
+    assert normalized_mutual_info_score(hidden, splitter.labels) == pytest.approx(1.0)
+    # The Gaussians are fitted on the 8 sub-classes, mapped back to the 2 classes.
+    assert model.gaussian_classes.tolist() == [0] * 4 + [5] * 4
+    assert model.predict_proba(x).shape == (len(x), 2)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from keras_sgm.dgms import split as split_module
 from keras_sgm.dgms import split_classes
@@ -134,6 +134,66 @@ def test_no_label_is_ever_lost(n, classes, clusters, min_size, seed):
             assert counts[subs].min() >= min_size
 
 
+def _side_by_side(per_group=40, seed=0):
+    """Two long, parallel, closely spaced Gaussian groups (tilted 30 degrees), one class.
+
+    Each is 15 times longer (sd 3) than wide (sd 0.2); they lie 1.5 apart
+    across their length and 5 apart along it. Returns x, y (all 0), group id.
+    """
+    rng = np.random.default_rng(seed)
+    shape = np.array([3.0, 0.2])
+    a = rng.normal(size=(per_group, 2)) * shape
+    b = rng.normal(size=(per_group, 2)) * shape + [5.0, 1.5]
+    angle = np.deg2rad(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    x = np.concatenate([a, b]) @ rotation.T
+    return x, np.zeros(2 * per_group, "int64"), np.repeat([0, 1], per_group)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_full_covariance_em_recovers_elongated_groups_that_kmeans_cuts_across(seed):
+    x, y, hidden = _side_by_side(seed=seed)
+
+    def agreement(**kwargs):
+        labels = split_classes(x, y, clusters=2, min_size=5, **kwargs).labels
+        return adjusted_rand_score(hidden, labels), normalized_mutual_info_score(hidden, labels)
+
+    full_ari, full_nmi = agreement(method="em", covariance_type="full")
+    assert full_ari > 0.95 and full_nmi > 0.9
+    # Round clusters cut across both groups (the squared distances favour their length).
+    for kwargs in (
+        {"method": "kmeans"},
+        {"method": "em"},
+        {"method": "em", "covariance_type": "diag"},
+    ):
+        ari, nmi = agreement(**kwargs)
+        assert ari < 0.7 and nmi < 0.6, (kwargs, ari, nmi)
+    # The default is unchanged (spherical), and k-means has no covariances to choose.
+    np.testing.assert_array_equal(
+        split_classes(x, y, method="em").labels,
+        split_classes(x, y, method="em", covariance_type="spherical").labels,
+    )
+    np.testing.assert_array_equal(
+        split_classes(x, y).labels, split_classes(x, y, covariance_type="full").labels
+    )
+
+
+def test_covariance_type_reaches_the_clustering(monkeypatch):
+    x, y, _ = _hidden_blobs()
+    seen = []
+    real = split_module.cluster_ids
+    monkeypatch.setattr(
+        split_module,
+        "cluster_ids",
+        lambda x, k, method, seed, covariance_type, label: (
+            seen.append((method, covariance_type, label))
+            or real(x, k, method, seed, covariance_type, label=label)
+        ),
+    )
+    split_classes(x, y, method="em", covariance_type="tied")
+    assert seen == [("em", "tied", "class 3"), ("em", "tied", "class 40213")]
+
+
 class TestBadInput:
     def test_non_finite_row_named(self):
         x, y, _ = _hidden_blobs()
@@ -151,6 +211,8 @@ class TestBadInput:
             ({"pca_dims": 0}, "pca_dims must be a positive int or None; received 0"),
             ({"pca_dims": 2.5}, "pca_dims"),
             ({"pca_dims": True}, "pca_dims"),
+            ({"covariance_type": "fulll"}, r"Unknown covariance_type 'fulll'.*'full'"),
+            ({"covariance_type": None, "method": "kmeans"}, "covariance_type None"),
         ],
     )
     def test_bad_options(self, kwargs, message):

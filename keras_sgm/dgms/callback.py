@@ -1,12 +1,26 @@
 """`SubclassSplitter`: the DGMS training schedule as a Keras callback.
 
 Every `every` epochs, up to `levels` times, the callback computes a
-representation of the training images, splits each current (sub-)class by
-clustering it (`keras_sgm.dgms.split_classes`), and relabels the
-`ClassBalancedSampler`, so the next epoch trains on the sub-classes. The
-images are never reloaded. The sub-class -> class map is kept, and at the end
-of training the model's Gaussians are fitted on the sub-classes with that map,
-so `SGMModel.predict_proba` still reports the original classes.
+representation of the training images, clusters it class by class
+(`keras_sgm.dgms.split_classes`), and relabels the `ClassBalancedSampler`, so
+the next epoch trains on the sub-classes. The images are never reloaded. The
+sub-class -> class map is kept, and at the end of training the model's
+Gaussians are fitted on the sub-classes with that map, so
+`SGMModel.predict_proba` still reports the original classes.
+
+Two schedules (`SCHEDULES`) say what each level clusters:
+
+- `"split"` (the default): each current (sub-)class is split into `clusters`
+  groups, so the sub-classes form a tree (with `clusters=2`: 2, 4, 8, ...
+  sub-classes per class), each level a refinement of the one before.
+- `"recluster"`: at level `l` (1, 2, ...) every original class is clustered
+  afresh, on the representation the model gives at that moment, into
+  `clusters + l - 1` groups (with `clusters=2`: 2, 3, 4, ...), and these
+  labels replace the previous level's; a level need not refine the one
+  before. This is what the paper's authors ran, with
+  `representation="embedding"`, `method="em"` and `covariance_type="full"`
+  (a full-covariance Gaussian mixture of the learned embedding of each
+  class).
 
 What is clustered matters (the "collapse trap"): SGMLoss pulls each class
 towards a single Gaussian, so the trained embedding tends to lose the
@@ -32,11 +46,21 @@ import keras
 import numpy as np
 
 from keras_sgm import distribute
-from keras_sgm.dgms.split import METHODS, Split, check_pca_dims, split_classes
+from keras_sgm.dgms.split import (
+    METHODS,
+    Split,
+    check_covariance_type,
+    check_pca_dims,
+    split_classes,
+)
 
 logger = logging.getLogger(__name__)
 
 REPRESENTATIONS = ("features", "embedding", "pixels")
+
+SCHEDULES = ("split", "recluster")
+"""What each DGMS level clusters: each current sub-class (`"split"`), or each original class
+afresh into one more group than the level before (`"recluster"`); see the module docstring."""
 
 
 def feature_extractor(model):
@@ -90,32 +114,53 @@ class SubclassSplitter(keras.callbacks.Callback):
     Sub-class ids are unique across classes (contiguous from 0 after the
     first split), as `SGMLoss(mixture=True)` needs.
 
+    The paper authors' setting: `schedule="recluster"`,
+    `representation="embedding"`, `method="em"`, `covariance_type="full"`
+    (with `clusters=2, levels=3`: 2, then 3, then 4 sub-classes per class).
+
     Args:
         sampler: the `ClassBalancedSampler` the model trains on; it is
             relabelled in place.
         every: int, default 1; epochs per phase (a split at the end of epochs
             `every`, `2 * every`, ...).
-        clusters: int >= 2, default 2; groups each (sub-)class is split into.
+        clusters: int >= 2, default 2. With `schedule="split"`, the groups
+            each (sub-)class is split into at every level; with
+            `"recluster"`, the groups per original class at level 1 (one
+            more at each later level).
         levels: int, default 1; the number of splits (the paper's L).
+        schedule: `"split"` (default) or `"recluster"` (`SCHEDULES`).
+            `"split"` splits each current sub-class into `clusters` groups;
+            `"recluster"` clusters each original class afresh into
+            `clusters + level - 1` groups at level 1, 2, ..., replacing the
+            previous level's sub-classes (see the module docstring).
         max_subclasses: optional int; the most sub-classes one original
-            class may reach (the paper uses 5 for FER+). Its largest
-            sub-classes are split first.
+            class may reach (the paper uses 5 for FER+). With `"split"`, a
+            class's largest sub-classes are split first; with `"recluster"`,
+            it caps the groups asked per class.
         min_size: optional int; the smallest sub-class allowed. Defaults to
             the sampler's `samples_per_class`, so every sub-class fills its
             share of a batch without repeats.
         representation: `"pixels"` (default), `"features"` or `"embedding"`;
             see the module docstring.
         method: `"kmeans"` (default) or `"em"` (Gaussian mixture by EM).
+        covariance_type: `"spherical"` (default), `"diag"`, `"tied"` or
+            `"full"`: the covariances of EM's components
+            (`groups.COVARIANCE_TYPES`); unused by k-means.
         pca_dims: optional int, default 64; a representation with more
             columns is clustered, class by class, in its top `pca_dims`
             principal components (`split_classes`); None clusters them all.
         seed: int, default 0.
         state_path: optional path of a JSON file where the state (level,
-            labels, sub-class map, history) is written after each split.
+            labels, sub-class map, schedule, clusters, covariance type,
+            groups asked, history) is written after each split.
         resume: bool, default False. Read `state_path` back at the start of
             training (if it exists), so a resumed run keeps its DGMS phase;
-            the splits of epochs it already records are not redone. Without
-            `resume`, an existing state file is replaced at the first split.
+            the splits of epochs it already records are not redone, and the
+            next level asks for the groups its schedule gives it (with
+            `"recluster"`, one more per class than the recorded level's). A
+            state written under another schedule, or (for `"recluster"`)
+            another `clusters`, is refused. Without `resume`, an existing
+            state file is replaced at the first split.
         fit_gaussians: bool, default True; at the end of training, fit the
             model's Gaussians (an `SGMModel`'s) on the sub-classes with the
             sub-class -> class map.
@@ -133,8 +178,9 @@ class SubclassSplitter(keras.callbacks.Callback):
         class_of: int64 `[m]`, original class of each sub-class id (None
             before the first split); `class_map` gives it as a dict.
         level: int, splits done.
-        history: list of dicts, one per split (epoch, sub-classes, per-class
-            counts, decisions, seconds).
+        history: list of dicts, one per split (level, epoch, sub-classes,
+            per-class counts, groups asked per class, decisions, schedule,
+            representation, method, covariance type, seconds).
 
     Example:
     >>> import keras, numpy as np, keras_sgm
@@ -160,10 +206,12 @@ class SubclassSplitter(keras.callbacks.Callback):
         every=1,
         clusters=2,
         levels=1,
+        schedule="split",
         max_subclasses=None,
         min_size=None,
         representation="pixels",
         method="kmeans",
+        covariance_type="spherical",
         pca_dims=64,
         seed=0,
         state_path=None,
@@ -194,6 +242,10 @@ class SubclassSplitter(keras.callbacks.Callback):
             )
         if method not in METHODS:
             raise ValueError(f"Unknown method {method!r}; choose one of {list(METHODS)}.")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}.")
+        self.covariance_type = check_covariance_type(covariance_type)
+        self.schedule = schedule
         self.sampler = sampler
         self.every, self.clusters, self.levels = int(every), int(clusters), int(levels)
         self.max_subclasses = None if max_subclasses is None else int(max_subclasses)
@@ -250,6 +302,12 @@ class SubclassSplitter(keras.callbacks.Callback):
             "labels": self.labels.tolist(),
             "class_of": None if self.class_of is None else self.class_of.tolist(),
             "original": self.original.tolist(),
+            # What the next level needs besides the labels: with "recluster" it clusters
+            # `original` into `clusters + level` groups per class.
+            "schedule": self.schedule,
+            "clusters": self.clusters,
+            "covariance_type": self.covariance_type,
+            "groups_asked": self.history[-1]["groups_asked"] if self.history else None,
             "history": self.history,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -264,6 +322,20 @@ class SubclassSplitter(keras.callbacks.Callback):
             raise ValueError(
                 f"{self.state_path} belongs to other training labels ({original.shape[0]} "
                 f"examples, here {self.original.shape[0]}); remove it or use another state_path."
+            )
+        schedule = state.get("schedule", "split")  # files written before schedules were split's
+        if schedule != self.schedule:
+            raise ValueError(
+                f"{self.state_path} was written under schedule {schedule!r}, here "
+                f"{self.schedule!r}; resume with schedule={schedule!r}, or remove it."
+            )
+        clusters = state.get("clusters", self.clusters)
+        if self.schedule == "recluster" and clusters != self.clusters:
+            raise ValueError(
+                f"{self.state_path} was written with clusters={clusters} under schedule "
+                f"'recluster' (its next level asks clusters + {state['level']} groups per "
+                f"class), here clusters={self.clusters}; resume with clusters={clusters}, "
+                "or remove it."
             )
         self.level = int(state["level"])
         self.labels = np.asarray(state["labels"], "int64")
@@ -317,6 +389,23 @@ class SubclassSplitter(keras.callbacks.Callback):
             )
 
     # ------------------------------------------------------------------ split
+    def _recluster_groups(self, level):
+        """Groups asked per original class at `level` (1-based) of `"recluster"`."""
+        k = self.clusters + level - 1
+        return k if self.max_subclasses is None else min(k, self.max_subclasses)
+
+    def _groups_asked(self, budgets):
+        """Dict original class -> sub-classes asked for it at the coming level."""
+        classes = np.unique(self.original)
+        if self.schedule == "recluster":
+            k = max(self._recluster_groups(self.level + 1), 1)
+            return {int(c): k for c in classes}
+        asked = {int(c): 0 for c in classes}
+        for sub, c in self.class_map.items():
+            k = self.clusters if budgets is None else budgets.get(sub, 1)
+            asked[c] += k
+        return asked
+
     def _budgets(self):
         """Clusters asked for each current sub-class, honouring `max_subclasses`."""
         if self.max_subclasses is None:
@@ -335,49 +424,66 @@ class SubclassSplitter(keras.callbacks.Callback):
                     room -= k - 1
         return budgets
 
-    def _first_workers_split(self, result, strategy):
+    def _first_workers_split(self, result, strategy, source):
         """Worker 0's split, on every worker of a multi-worker run (all call it together).
 
         Each worker clusters its own features (its own BatchNormalization
         statistics; threaded k-means need not agree to the bit), yet all must
-        train on one labelling.
+        train on one labelling. `source` are the labels that were clustered
+        (the current sub-classes for `"split"`, the original classes for
+        `"recluster"`): the parents of the new ids.
         """
         labels = distribute.broadcast(result.labels.astype("float64"), strategy)
         labels = labels.astype("int64")
         if np.array_equal(labels, result.labels):
             return result
         logger.warning("SubclassSplitter: this worker's split differed; worker 0's is used.")
-        # Sub-classes never straddle classes: each new id's parent is its members' old label.
+        # New ids never straddle the labels clustered: each one's parent is its members' label.
         ids = np.arange(int(labels.max()) + 1)
-        parent = np.array([self.labels[np.argmax(labels == i)] for i in ids], "int64")
+        parent = np.array([source[np.argmax(labels == i)] for i in ids], "int64")
         decisions = ("(worker 0's split; its decisions are recorded by worker 0)",)
         return Split(labels, parent, decisions)
 
     def split(self, epoch=None):
-        """Split the current sub-classes once and relabel the sampler; returns the history entry."""
+        """Do the next level of the schedule and relabel the sampler; returns the history entry.
+
+        `"split"` splits the current sub-classes once; `"recluster"` clusters
+        the original classes afresh into `clusters + level - 1` groups each.
+        """
         start = time.perf_counter()
         features = representation(
             self.model, self.sampler.images, self.representation, self.batch_size
         )
-        budgets = self._budgets()
+        if self.schedule == "recluster":
+            k = self._recluster_groups(self.level + 1)
+            source, clusters, name = self.original, max(k, 2), None
+            budgets = None if k >= 2 else {}  # max_subclasses=1: every class kept whole
+        else:
+            source, clusters, name = self.labels, self.clusters, self._name
+            budgets = self._budgets()
+        asked = self._groups_asked(budgets)
         result = split_classes(
             features,
-            self.labels,
-            clusters=self.clusters,
+            source,
+            clusters=clusters,
             min_size=self.min_size,
             method=self.method,
             seed=self.seed + self.level,
             budgets=budgets,
-            name=self._name,
+            name=name,
             pca_dims=self.pca_dims,
+            covariance_type=self.covariance_type,
         )
         strategy = getattr(self.model, "distribute_strategy", None)
         if distribute.in_multiworker(strategy):
-            result = self._first_workers_split(result, strategy)
+            result = self._first_workers_split(result, strategy, source)
         before = self.num_subclasses
         self.labels = result.labels
-        # Before the first split the parents are the original classes themselves.
-        self.class_of = result.parent if self.class_of is None else self.class_of[result.parent]
+        if self.schedule == "recluster" or self.class_of is None:
+            # The parents are the original classes themselves.
+            self.class_of = result.parent
+        else:
+            self.class_of = self.class_of[result.parent]
         self.level += 1
         self._relabel_sampler()
         counts = {int(c): int(np.sum(self.class_of == c)) for c in np.unique(self.class_of)}
@@ -386,9 +492,12 @@ class SubclassSplitter(keras.callbacks.Callback):
             "epoch": None if epoch is None else int(epoch) + 1,
             "subclasses": self.num_subclasses,
             "subclasses_per_class": counts,
+            "groups_asked": asked,
             "decisions": list(result.decisions),
+            "schedule": self.schedule,
             "representation": self.representation,
             "method": self.method,
+            "covariance_type": self.covariance_type,
             "pca_dims": self.pca_dims,
             "seconds": time.perf_counter() - start,
         }
@@ -400,7 +509,9 @@ class SubclassSplitter(keras.callbacks.Callback):
         if self.verbose:
             print(
                 f"\nSubclassSplitter level {self.level}: {before} -> {self.num_subclasses} "
-                f"sub-classes ({self.representation}, {self.method}, {entry['seconds']:.1f} s)"
+                f"sub-classes ({self.schedule}, {self.representation}, {self.method}"
+                + (f" {self.covariance_type}" if self.method == "em" else "")
+                + f", {entry['seconds']:.1f} s)"
                 + "".join(f"\n  {note}" for note in result.decisions)
             )
         self._write_state()

@@ -18,13 +18,20 @@ components: k-means' squared distances there keep the class's main axes of
 variation and drop the least ones, and k-means works on `pca_dims` columns
 instead of `dim` (`bench/dgms_relabel.py` measures the time and, with
 `--compare-dataset`, how much the sub-classes change).
+
+With `method="em"`, `covariance_type` chooses the mixture's covariances:
+`"spherical"` (the default) assumes round groups, as k-means does; `"full"`
+(the paper authors' setting) can also find elongated groups lying side by
+side, which k-means cuts across. EM starts from k-means' means, though, and
+is local: where k-means' cut is far from the groups (two long parallel groups
+side by side over the same stretch, cut crosswise), EM tends to stay near it.
 """
 
 import dataclasses
 
 import numpy as np
 
-from keras_sgm.dgms.groups import METHODS, cluster_ids
+from keras_sgm.dgms.groups import COVARIANCE_TYPES, METHODS, cluster_ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +65,7 @@ def split_classes(
     budgets=None,
     name=None,
     pca_dims=64,
+    covariance_type="spherical",
 ):
     """Split every class into up to `clusters` sub-classes of its features.
 
@@ -70,8 +78,9 @@ def split_classes(
             share of a batch without repeats). The members of a smaller group
             join the nearest other group; a class is kept whole when fewer
             than two groups remain.
-        method: `"kmeans"` (10 initialisations) or `"em"` (a spherical
-            Gaussian mixture fitted by EM), see `groups.cluster_ids`.
+        method: `"kmeans"` (10 initialisations) or `"em"` (a Gaussian
+            mixture fitted by EM, its means started from k-means'), see
+            `groups.cluster_ids`.
         seed: int, default 0.
         budgets: optional dict class id -> groups asked for that class
             (at most `clusters`); classes missing from it, or given fewer
@@ -83,6 +92,10 @@ def split_classes(
             feature columns is clustered in its top `pca_dims` principal
             components (randomized PCA with `seed`). None clusters every
             column.
+        covariance_type: one of `"spherical"` (default), `"diag"`, `"tied"`,
+            `"full"` (`groups.COVARIANCE_TYPES`): the covariances of EM's
+            components. Validated for every method, used only by `"em"`
+            (k-means has none).
 
     Returns:
         A `Split`.
@@ -118,6 +131,7 @@ def split_classes(
     if method not in METHODS:
         raise ValueError(f"Unknown clustering method {method!r}; choose one of {list(METHODS)}.")
     pca_dims = check_pca_dims(pca_dims)
+    check_covariance_type(covariance_type)
 
     new_labels = np.empty(labels.shape[0], "int64")
     parent, decisions = [], []
@@ -128,7 +142,9 @@ def split_classes(
             groups, note = np.zeros(len(members), "int64"), None
         else:
             label = name(int(c)) if name else f"class {int(c)}"
-            groups, note = _split_one(features[members], label, k, min_size, method, seed, pca_dims)
+            groups, note = _split_one(
+                features[members], label, k, min_size, method, seed, pca_dims, covariance_type
+            )
         if note:
             decisions.append(note)
         new_labels[members] = groups + len(parent)
@@ -155,6 +171,13 @@ def check_pca_dims(value, name="pca_dims"):
     return int(value)
 
 
+def check_covariance_type(value, name="covariance_type"):
+    """`value`, or ValueError naming it and `name`, unless one of `groups.COVARIANCE_TYPES`."""
+    if value not in COVARIANCE_TYPES:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of {list(COVARIANCE_TYPES)}.")
+    return value
+
+
 def _principal(x, dims, seed):
     """`x` `[n, dim]` in its top `dims` principal components; `x` itself when `dim <= dims`."""
     if dims is None or x.shape[1] <= dims:
@@ -166,7 +189,7 @@ def _principal(x, dims, seed):
     return pca.fit_transform(x)
 
 
-def _split_one(x, c, clusters, min_size, method, seed, pca_dims):
+def _split_one(x, c, clusters, min_size, method, seed, pca_dims, covariance_type):
     """`(groups [len(x)] in 0..g-1, decision or None)` for one class."""
     n = len(x)
     if n < 2 * min_size:
@@ -180,7 +203,8 @@ def _split_one(x, c, clusters, min_size, method, seed, pca_dims):
         )
     k = min(clusters, n // min_size, distinct)
     x = _principal(x, pca_dims, seed)
-    groups = _dissolve_small(x, cluster_ids(x, k, method, seed, label=c), min_size)
+    ids = cluster_ids(x, k, method, seed, covariance_type, label=c)
+    groups = _dissolve_small(x, ids, min_size)
     counts = np.bincount(groups)
     if len(counts) < 2:
         return np.zeros(n, "int64"), (
