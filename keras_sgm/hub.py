@@ -764,8 +764,14 @@ _SCALAR_METRICS = {
     "knn_accuracy": (_CLASSIFY, "kNN, K={k}", "accuracy", "accuracy"),
     "knn_precision": (_CLASSIFY, "kNN, K={k}", "precision", "precision (macro)"),
     "knn_recall": (_CLASSIFY, "kNN, K={k}", "recall", "recall (macro)"),
-    "knn_f1": (_CLASSIFY, "kNN, K={k}", "f1", "F1 (macro)"),
+    "knn_f1": (_CLASSIFY, "kNN, K={k}", "f1", "F1 (2PR/(P+R) of macro P, R)"),
+    "knn_macro_f1": (_CLASSIFY, "kNN, K={k}", "f1", "F1 (mean of per-class F1)"),
     "bayes_accuracy": (_CLASSIFY, "Bayes, the model's Gaussians", "accuracy", "accuracy"),
+    "classifier_accuracy": (_CLASSIFY, "softmax CNN head", "accuracy", "accuracy"),
+    "classifier_precision": (_CLASSIFY, "softmax CNN head", "precision", "precision (macro)"),
+    "classifier_recall": (_CLASSIFY, "softmax CNN head", "recall", "recall (macro)"),
+    "classifier_f1": (_CLASSIFY, "softmax CNN head", "f1", "F1 (2PR/(P+R) of macro P, R)"),
+    "classifier_macro_f1": (_CLASSIFY, "softmax CNN head", "f1", "F1 (mean of per-class F1)"),
     "nmi": (_EMBED, "k-means clustering", "nmi", "NMI"),
     "cluster_f1": (_EMBED, "k-means clustering", "f1", "F1 (pairwise)"),
 }
@@ -774,11 +780,11 @@ _AT_K_METRICS = {
     "recall_at_k": ("recall_at_{k}", "Recall@{k}"),
     "acc_at_k": ("acc_at_{k}", "Acc@{k}"),
 }
-_NOT_METRICS = ("train_seconds_per_epoch", "epochs_run_in_this_session")
+_NOT_METRICS = ("train_seconds_per_epoch", "epochs_run_in_this_session", "seed", "replicas")
 _FIGURE_CAPTIONS = {
     "tsne": "t-SNE of the test embeddings",
     "retrieval": "Recall@K and Acc@K on the test split",
-    "f1_vs_k": "kNN macro F1 against K",
+    "f1_vs_k": "kNN F1 (2PR/(P+R)) against K",
     "confusion": "kNN confusion matrix on the test split",
 }
 

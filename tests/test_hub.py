@@ -233,7 +233,7 @@ def test_the_card_has_the_front_matter_sections_and_the_runs_numbers(repo):
         (classify, "accuracy", f"{knn}: accuracy"): metrics["knn_accuracy"],
         (classify, "precision", f"{knn}: precision (macro)"): metrics["knn_precision"],
         (classify, "recall", f"{knn}: recall (macro)"): metrics["knn_recall"],
-        (classify, "f1", f"{knn}: F1 (macro)"): metrics["knn_f1"],
+        (classify, "f1", f"{knn}: F1 (2PR/(P+R) of macro P, R)"): metrics["knn_f1"],
         (classify, "accuracy", "Bayes, the model's Gaussians: accuracy"): metrics["bayes_accuracy"],
         (embed, "nmi", "k-means clustering: NMI"): metrics["nmi"],
         (embed, "f1", "k-means clustering: F1 (pairwise)"): metrics["cluster_f1"],
