@@ -414,8 +414,36 @@ def test_shipped_configs_are_valid(name):
     values = _script("train").read_config_file(root / "configs" / name)
     config = TrainConfig.from_dict({**values, "dataset": "ferplus", "data_dir": "/data/ferplus"})
     assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
-    if name == "paper_dgms.yaml":  # 1 -> 2 -> 4 -> 5 sub-classes per class, trained on after
-        assert config.dgms_max_subclasses == 5 and config.dgms_every * 3 < config.epochs
+    if name == "paper_dgms.yaml":  # the authors' code: 2, 3, 4 groups of the embedding, by EM
+        assert (config.dgms_schedule, config.dgms_representation) == ("recluster", "embedding")
+        assert (config.dgms_method, config.dgms_covariance) == ("em", "full")
+        assert config.dgms_loss == "subclass" and config.dgms_levels == 3
+        assert config.dgms_every * 3 < config.epochs
+
+
+def test_paper_dgms_config_runs_the_authors_schedule(tmp_path):
+    """configs/paper_dgms.yaml, shortened, re-clusters each class into 2, 3, 4 by full EM."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "paper_dgms"
+    flags = ["--config", str(root / "configs" / "paper_dgms.yaml"), "--dataset", "digit_pairs"]
+    flags += ["--arch", "fmpnet", "--image-size", "32", "--embedding-dim", "16"]
+    flags += ["--samples-per-class", "6", "--epochs", "4", "--dgms-every", "1"]
+    flags += ["--max-train-samples", "300"]
+    flags += ["--output", str(out), "--verbose", "0"]
+    assert _script("train").main(flags) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    dgms = metrics["dgms"]
+    assert (dgms["representation"], dgms["method"]) == ("embedding", "em")
+    assert (dgms["schedule"], dgms["covariance_type"], dgms["loss"]) == (
+        "recluster",
+        "full",
+        "subclass",
+    )
+    asked = [level["groups_asked"] for level in dgms["levels"]]
+    assert [sorted(set(a.values())) for a in asked] == [[2], [3], [4]]
+    assert dgms["subclasses"] <= 5 * 4 and len(dgms["subclasses_per_class"]) == 5
+    state = json.loads((out / "dgms_state.json").read_text())
+    assert state["schedule"] == "recluster" and state["level"] == 3
 
 
 def test_a_killed_dgms_run_resumes_from_its_last_epoch_in_its_phase(tmp_path):
