@@ -407,8 +407,7 @@ def knn_scores(y_true, y_pred, classes=None):
 
 def _f1_by_k(neighbor_labels, distances, test_y, ks):
     return {
-        k: knn_scores(test_y, knn_vote(neighbor_labels[:, :k], distances[:, :k]))["f1"]
-        for k in ks
+        k: knn_scores(test_y, knn_vote(neighbor_labels[:, :k], distances[:, :k]))["f1"] for k in ks
     }
 
 

@@ -158,7 +158,8 @@ def test_knn_scores_by_hand():
     assert scores["confusion_matrix"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert scores["classes"].tolist() == [0, 1, 2]
     wider = knn_scores([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], classes=[0, 1, 2, 3])
-    assert wider["f1"] == scores["f1"] and wider["macro_f1"] == scores["macro_f1"]  # an absent class does not enter the macro average
+    # An absent class does not enter the macro averages.
+    assert wider["f1"] == scores["f1"] and wider["macro_f1"] == scores["macro_f1"]
     assert wider["confusion_matrix"].tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0] * 4]
     with pytest.raises(ValueError, match=r"classes lacks label\(s\) \[2\]"):
         knn_scores([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], classes=[0, 1])
