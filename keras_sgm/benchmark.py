@@ -34,7 +34,7 @@ from keras_sgm.training import (
     METHODS,
     TrainConfig,
     class_names_of,
-    load_splits,
+    load_test_split,
     train,
     write_json,
 )
@@ -90,10 +90,15 @@ class EvalDataset:
         if isinstance(spec, cls):
             return spec
         name, _, data_dir = str(spec).partition("=")
-        name = name.strip()
+        name, data_dir = name.strip(), data_dir.strip() or None
         if not name:
             raise ValueError(f"Evaluation dataset {spec!r} has no name; write NAME or NAME=DIR.")
-        return cls(name, data_dir.strip() or None)
+        if name == "image_folder" and data_dir is None:
+            raise ValueError(
+                f"Evaluation dataset {spec!r} needs its folder: write image_folder=DIR "
+                "(DIR/test/<class>/*)."
+            )
+        return cls(name, data_dir)
 
     @property
     def label(self):
@@ -104,15 +109,20 @@ class EvalDataset:
 
     def config(self, base):
         """The `TrainConfig` that loads this dataset at `base`'s input size and channels."""
-        return TrainConfig(
-            dataset=self.name,
-            data_dir=self.data_dir,
-            tfds_dir=base.tfds_dir,
-            image_size=base.image_size,
-            channels=base.channels,
-            seed=base.seed,
-            output=base.output,
-        ).validated()
+        try:
+            return TrainConfig(
+                dataset=self.name,
+                data_dir=self.data_dir,
+                tfds_dir=base.tfds_dir,
+                image_size=base.image_size,
+                channels=base.channels,
+                seed=base.seed,
+                output=base.output,
+            ).validated()
+        except ValueError as error:
+            raise ValueError(
+                f"Evaluation dataset {self.name!r}: {error} (--eval-datasets {self.name}=DIR)"
+            ) from error
 
 
 def _unique(values, what):
@@ -210,10 +220,10 @@ def match_classes(eval_names, eval_labels, model_names, label):
     return mapping[labels]
 
 
-def load_eval_set(spec, base, model_names):
-    """`(images, labels in the model's ids)` of an evaluation dataset's test split."""
-    _, _, test, names = load_splits(spec.config(base))
-    return test[0], match_classes(names, test[1], model_names, spec.label)
+def load_eval_set(spec, base, model_names, label=None):
+    """`(images, labels in the model's ids)` of an evaluation dataset's test split (alone)."""
+    images, labels, names = load_test_split(spec.config(base))
+    return images, match_classes(names, labels, model_names, label or spec.label)
 
 
 def cross_domain_scores(model, images, labels, seed=0):
@@ -234,15 +244,42 @@ def cross_domain_scores(model, images, labels, seed=0):
     }
 
 
+_REUSE_MAY_DIFFER = ("verbose", "resume", "overwrite", "output")
+"""Settings a finished run may differ in and still be reused by a resumed benchmark."""
+
+
 def _train_or_reuse(run):
-    """`train(run)`; with `run.resume`, a finished run is read back and a new one started."""
+    """`train(run)`; with `run.resume` an interrupted run resumes, a missing one starts, and a
+    finished one is read back if it ran these very settings with this version's metrics
+    (else it is refused, or retrained with `overwrite`)."""
     out = Path(run.output)
-    if run.resume:
-        if (out / "metrics.json").is_file() and not (out / "backup").is_dir():
-            return json.loads((out / "metrics.json").read_text())
-        if not (out / "backup").is_dir():
-            run = dataclasses.replace(run, resume=False)
-    return train(run)
+    if not run.resume:
+        return train(run)
+    if (out / "backup").is_dir():
+        return train(run)
+    if not (out / "metrics.json").is_file():
+        return train(dataclasses.replace(run, resume=False))
+    if run.overwrite:
+        return train(dataclasses.replace(run, resume=False))
+    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+    current = dataclasses.asdict(run)
+    changed = sorted(
+        key for key in current if key not in _REUSE_MAY_DIFFER and saved.get(key) != current[key]
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(
+            f"{out} holds a finished run with other settings ({details}); pass --overwrite to "
+            "retrain it, or choose another --output."
+        )
+    if "knn_macro_f1" not in metrics:
+        raise ValueError(
+            f"{out}/metrics.json was written by an older keras_sgm, whose knn_f1 was the mean of "
+            "per-class F1 (and whose CNN runs lack the softmax head's scores); pass --overwrite "
+            "to retrain it, or evaluate it again with scripts/evaluate.py."
+        )
+    return metrics
 
 
 def run_benchmark(config, methods, archs, seeds=None, eval_datasets=()):
@@ -273,9 +310,17 @@ def run_benchmark(config, methods, archs, seeds=None, eval_datasets=()):
     runs = plan_runs(config, methods, archs, seeds)
     specs = [EvalDataset.parse(spec) for spec in eval_datasets]
     if specs:
-        _unique([spec.label for spec in specs], "eval_datasets")
+        _unique(specs, "eval_datasets")
+    labels = [spec.label for spec in specs]
+    # Two image folders of the same name: their full paths tell the columns apart.
+    labels = [
+        f"image_folder:{spec.data_dir}" if labels.count(label) > 1 else label
+        for spec, label in zip(specs, labels)
+    ]
     model_names = class_names_of(config)
-    eval_sets = {spec.label: load_eval_set(spec, config, model_names) for spec in specs}
+    eval_sets = {
+        label: load_eval_set(spec, config, model_names, label) for spec, label in zip(specs, labels)
+    }
 
     import keras
 
@@ -370,7 +415,7 @@ def benchmark_markdown(results, config, eval_labels=(), figures=(), root=None):
         )
         lines += ["", f"k per dataset: {ks}.", ""]
     lines += [
-        f"## Clustering on {dataset}'s test split (k-means, k = its classes)",
+        f"## Clustering on the test split of {dataset} (k-means, k = its classes)",
         "",
         "| Method | Arch. | NMI | Cluster F1 | Seeds |",
         "|---|---|---|---|---|",
@@ -381,7 +426,7 @@ def benchmark_markdown(results, config, eval_labels=(), figures=(), root=None):
         lines.append(f"| {' | '.join(_names(method, arch))} | {nmi} | {f1} | {_seeds(group)} |")
     lines += [
         "",
-        f"## Table 2: classification on {dataset}'s test split",
+        f"## Table 2: classification on the test split of {dataset}",
         "",
         "CNN rows score the softmax classifier's own predictions (the paper's CNN rows);",
         f"every other row is kNN with K = {config.knn_k} on the embedding (`CNN features`: the",
@@ -393,8 +438,9 @@ def benchmark_markdown(results, config, eval_labels=(), figures=(), root=None):
     for (method, arch), group in groups.items():
         method_name, arch_name = _names(method, arch)
         rows = []
-        if method == "ce" and "classifier_accuracy" in group[0]:
-            rows.append((method_name, "classifier"))
+        if method == "ce":
+            if all("classifier_accuracy" in m for m in group):
+                rows.append((method_name, "classifier"))
             rows.append(("CNN features + kNN", "knn"))
         else:
             rows.append((method_name, "knn"))

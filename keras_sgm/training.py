@@ -360,6 +360,54 @@ def load_splits(config, with_extras=False):
     return train, val, test, names
 
 
+def load_test_split(config):
+    """`(images, labels, class_names)` of a dataset's test split, without its other splits.
+
+    An image folder needs only `DATA_DIR/test/`, its classes being its
+    sub-folders; named datasets read only their prepared `test` split.
+    """
+    if config.dataset == "image_folder":
+        from keras_sgm.data.image_folder import load_image_folder
+
+        return load_image_folder(Path(config.data_dir) / "test", config.image_size, config.channels)
+    if config.dataset in _LOCAL_DATASETS:
+        _, _, test, names = load_splits(config)
+        return test[0], test[1], names
+    from keras_sgm.data import catalog
+
+    built = _named_builder(config)
+    images, labels = _named_split(config, built, "test")[:2]
+    return images, labels, catalog.class_names(config.dataset)
+
+
+def _named_builder(config):
+    from keras_sgm.data import catalog
+
+    stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
+    return catalog.builder(
+        config.dataset,
+        stored,
+        manual_dir=config.data_dir,
+        data_dir=config.tfds_dir,
+        config=config.dataset_config,
+    )
+
+
+def _named_split(config, built, name):
+    """`(images, labels, extras)` of one split, resized and channel-converted to the config's."""
+    from keras_sgm.data import catalog
+
+    images, labels, columns = catalog.split_arrays(built, name)
+    if built.builder_config.image_size != config.image_size:
+        import tensorflow as tf
+
+        size = (config.image_size, config.image_size)
+        images = tf.image.resize(images, size, antialias=True).numpy()
+    if config.channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    return images, labels, columns
+
+
 def _load_named(config):
     """A TFDS-built dataset, resized and channel-converted to the config's input.
 
@@ -369,29 +417,13 @@ def _load_named(config):
     """
     from keras_sgm.data import catalog
 
-    stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
-    built = catalog.builder(
-        config.dataset,
-        stored,
-        manual_dir=config.data_dir,
-        data_dir=config.tfds_dir,
-        config=config.dataset_config,
-    )
-    stored = built.builder_config.image_size
-
+    built = _named_builder(config)
     extras = {}
 
     def split(name):
-        images, labels, columns = catalog.split_arrays(built, name)
+        images, labels, columns = _named_split(config, built, name)
         if name == "train":
             extras.update(columns)
-        if stored != config.image_size:
-            import tensorflow as tf
-
-            size = (config.image_size, config.image_size)
-            images = tf.image.resize(images, size, antialias=True).numpy()
-        if config.channels == 3:
-            images = np.repeat(images, 3, axis=-1)
         return images, labels
 
     val = split("validation") if "validation" in built.info.splits else None
@@ -704,7 +736,11 @@ def _train(config, strategy, chief, callbacks):
     if config.method == "ce":
         model.save(out / "classifier.keras")
     embedder.save(out / "model.keras")
-    classifier_scores = classifier_metrics(model, test, len(names)) if config.method == "ce" else {}
+    classifier_scores = {}
+    if config.method == "ce":
+        # Under a strategy, score an undistributed copy: predict would wait on other workers.
+        head = model if strategy is None else keras.saving.load_model(out / "classifier.keras")
+        classifier_scores = classifier_metrics(head, test, len(names))
     train_emb = embedder.predict(train_split[0], verbose=0)
     metrics = evaluate_model(
         embedder,
@@ -866,3 +902,17 @@ def write_json(path, payload):
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
+
+
+def run_benchmark(*args, **kwargs):
+    """Moved to `keras_sgm.benchmark.run_benchmark`; kept here for code that imports it."""
+    from keras_sgm import benchmark
+
+    return benchmark.run_benchmark(*args, **kwargs)
+
+
+def benchmark_markdown(*args, **kwargs):
+    """Moved to `keras_sgm.benchmark.benchmark_markdown`; kept here for code that imports it."""
+    from keras_sgm import benchmark
+
+    return benchmark.benchmark_markdown(*args, **kwargs)

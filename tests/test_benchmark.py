@@ -1,6 +1,7 @@
 """scripts/benchmark.py and keras_sgm.benchmark: seeds, cross-domain Table 1, Table 2, figures."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -37,10 +38,11 @@ def _flags(folder, out, *extra):
     ]
 
 
-def test_benchmark_seeds_cross_domain_tables_and_figures(tmp_path):
+def test_benchmark_seeds_cross_domain_tables_and_figures(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "data")
     # Another domain: two of the three classes, named in other case.
     other = make_image_folder(tmp_path / "other", n_train=2, n_test=5, classes=("BARS", "Disc"))
+    shutil.rmtree(other / "train")  # an evaluation set needs its test split only
     out = tmp_path / "bench"
     code = _script("benchmark").main(
         _flags(folder, out)
@@ -106,6 +108,24 @@ def test_benchmark_seeds_cross_domain_tables_and_figures(tmp_path):
     for name in ("retrieval_fmpnet.png", "f1_vs_k_fmpnet.png"):
         assert (out / "figures" / name).stat().st_size > 1000
         assert f"figures/{name}" in table
+
+    # --resume reads the finished runs back (nothing retrains: the history is untouched) ...
+    history = (out / "sgm_fmpnet" / "seed_1" / "history.csv").stat().st_mtime_ns
+    again = (
+        _flags(folder, out)
+        + ["--methods", "sgm", "ce", "--archs", "fmpnet", "--seeds", "0", "1", "--resume"]
+        + ["--eval-datasets", f"image_folder={other}"]
+    )
+    assert _script("benchmark").main(again) == 0
+    assert (out / "sgm_fmpnet" / "seed_1" / "history.csv").stat().st_mtime_ns == history
+    reused = json.loads((out / "benchmark.json").read_text())
+    assert [r["knn_accuracy"] for r in reused] == [r["knn_accuracy"] for r in results]
+    # ... but never under other settings.
+    capsys.readouterr()
+    assert _script("benchmark").main(again + ["--learning-rate", "0.001"]) == 2
+    assert "holds a finished run with other settings (learning_rate: 0.0001 -> 0.001)" in (
+        capsys.readouterr().err
+    )
 
 
 def _fake(method, arch, seed, nmi, acc):
@@ -199,6 +219,14 @@ class TestRefusedBeforeTraining:
         assert "image_folder:faces: its classes ['happy'] match none of the model's 3" in err
         assert "['bars', 'columns', 'disc']" in err
         assert not out.exists()
+
+    def test_image_folder_without_its_folder(self, tmp_path, capsys):
+        flags = ["--dataset", "digits", "--output", str(tmp_path / "b")]
+        assert _script("benchmark").main(flags + ["--eval-datasets", "image_folder"]) == 2
+        assert "needs its folder: write image_folder=DIR" in capsys.readouterr().err
+        assert _script("benchmark").main(flags + ["--eval-datasets", "jaffe"]) == 2
+        assert "Evaluation dataset 'jaffe'" in capsys.readouterr().err
+        assert not (tmp_path / "b").exists()
 
     def test_digits_model_on_faces(self, tmp_path, capsys):
         flags = [

@@ -109,6 +109,13 @@ def test_the_loss_sees_the_distributions_not_the_majority(ferplus_dir, tmp_path)
     assert float(loss(y_soft, embeddings)) != pytest.approx(float(loss(y_hard, embeddings)))
 
 
+def test_softmax_cnn_trains_on_the_distributions(ferplus_dir, tmp_path):
+    metrics = train(_config(ferplus_dir, tmp_path / "ce", method="ce"))
+    assert metrics["soft_labels"] is True
+    assert 0.0 <= metrics["classifier_accuracy"] <= 1.0
+    assert len(metrics["classifier_confusion_matrix"]) == 8
+
+
 def test_majority_config_and_triplet_train_on_hard_labels(ferplus_dir, tmp_path):
     config = _config(ferplus_dir, tmp_path / "run", dataset_config="48px")
     train_split, _, _, _, extras = load_splits(config, with_extras=True)
