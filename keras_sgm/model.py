@@ -314,7 +314,11 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
             self.sigma,
         )
         membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
-        return ops.convert_to_numpy(ops.matmul(ops.exp(log_post), membership))
+        # exp of a float32 log-softmax of large squared distances sums to 1 only within ~1e-6;
+        # dividing by the sum makes every row a distribution to float32 rounding.
+        posterior = ops.exp(log_post)
+        posterior = posterior / ops.sum(posterior, axis=1, keepdims=True)
+        return ops.convert_to_numpy(ops.matmul(posterior, membership))
 
     def predict_classes(self, x, batch_size=256, verbose=0):
         """The most probable original class id of each input, `[n]`."""

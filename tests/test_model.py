@@ -235,3 +235,19 @@ def test_loss_scale_overflow_skips_steps_instead_of_stopping():
         keras.config.set_dtype_policy(previous)
     assert float(optimizer.dynamic_scale.numpy()) < 2.0**29  # lowered until finite
     assert np.all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+
+
+def test_posteriors_sum_to_one_to_float32_rounding_far_from_every_gaussian():
+    """Large squared distances: exp of a float32 log-softmax alone drifts from 1 by ~1e-6."""
+    import keras
+
+    import keras_sgm
+
+    encoder = keras.Sequential([keras.Input((4,)), keras.layers.Identity()])
+    model = keras_sgm.SGMModel(encoder, sigma=0.3)
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(8, 4)).astype("float32") * 3
+    model.set_gaussians(means, np.arange(8))
+    embeddings = rng.normal(size=(500, 4)).astype("float32") * 6
+    posterior = model.posterior_from_embeddings(embeddings)
+    np.testing.assert_allclose(posterior.sum(axis=1), 1.0, atol=5e-7)
