@@ -33,6 +33,7 @@ import numpy as np
 from keras_sgm.training import (
     METHODS,
     TrainConfig,
+    changed_settings,
     class_names_of,
     load_test_split,
     train,
@@ -261,18 +262,18 @@ def _train_or_reuse(run):
         return train(dataclasses.replace(run, resume=False))
     if run.overwrite:
         return train(dataclasses.replace(run, resume=False))
-    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
-    current = dataclasses.asdict(run)
-    changed = sorted(
-        key for key in current if key not in _REUSE_MAY_DIFFER and saved.get(key) != current[key]
-    )
-    metrics = json.loads((out / "metrics.json").read_text())
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+    if not (out / "config.json").is_file():
+        raise ValueError(
+            f"{out} holds metrics.json but no config.json to tell what it ran; pass --overwrite "
+            "to retrain it, or choose another --output."
+        )
+    details = changed_settings(run, out, may_differ=_REUSE_MAY_DIFFER)
+    if details:
         raise ValueError(
             f"{out} holds a finished run with other settings ({details}); pass --overwrite to "
             "retrain it, or choose another --output."
         )
+    metrics = json.loads((out / "metrics.json").read_text())
     if "knn_macro_f1" not in metrics:
         raise ValueError(
             f"{out}/metrics.json was written by an older keras_sgm, whose knn_f1 was the mean of "

@@ -411,9 +411,8 @@ def _named_split(config, built, name):
 def _load_named(config):
     """A TFDS-built dataset, resized and channel-converted to the config's input.
 
-    A builder config whose `label_mode` is `"probability"` (FER+'s
-    `*_probability`) adds the training split's vote distributions to the
-    extras as `"soft_labels"`.
+    A `*_probability` dataset config (`TrainConfig.soft_labels`, FER+'s) adds
+    the training split's vote distributions to the extras as `"soft_labels"`.
     """
     from keras_sgm.data import catalog
 
@@ -428,7 +427,12 @@ def _load_named(config):
 
     val = split("validation") if "validation" in built.info.splits else None
     train = split("train")
-    if getattr(built.builder_config, "label_mode", None) == "probability":
+    if config.soft_labels:
+        if "votes" not in extras:
+            raise ValueError(
+                f"dataset_config {config.dataset_config!r} of {config.dataset!r} holds no vote "
+                "distributions to train on; the *_probability configs are FER+'s."
+            )
         extras["soft_labels"] = extras["votes"].astype("float32")
     return train, val, split("test"), catalog.class_names(config.dataset), extras
 
@@ -479,16 +483,21 @@ RESUMABLE_CHANGES = (
 """Settings a resumed run may change; any other difference is refused."""
 
 
-def _check_resume_matches(config, out):
-    saved = {**_BEFORE_ADDED, **json.loads((out / "config.json").read_text())}
+def changed_settings(config, out, may_differ=RESUMABLE_CHANGES):
+    """`"key: saved -> current, ..."` for the settings of `config` that differ from the run
+    saved in `out` (its config.json, settings added since read as they then were), leaving
+    out `may_differ`; `""` when none do."""
+    saved = {**_BEFORE_ADDED, **json.loads((Path(out) / "config.json").read_text())}
     current = dataclasses.asdict(config)
-    changed = {
-        key: (saved.get(key), current[key])
-        for key in current
-        if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]
-    }
-    if changed:
-        details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+    changed = sorted(
+        key for key in current if key not in may_differ and saved.get(key) != current[key]
+    )
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+
+
+def _check_resume_matches(config, out):
+    details = changed_settings(config, out)
+    if details:
         raise ValueError(
             f"Resuming {out} with different settings ({details}); a resumed run keeps its "
             "saved config (only epochs and verbose may change)."
@@ -603,14 +612,14 @@ def training_data(config, train, val, start_epoch=0, soft_labels=None):
     seed = config.seed
     if start_epoch:
         seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
-    targets = soft_labels if config.method in ("sgm", "ce") else None
+    targets = None if config.method == "triplet" else soft_labels  # triplet needs hard labels
     sampler = ClassBalancedSampler(
         train[0],
         train[1],
         config.samples_per_class,
         config.classes_per_batch,
         seed=seed,
-        targets=targets if config.method == "sgm" else None,
+        targets=targets,
     )
     batch_size = sampler.batch_size
     if config.method == "ce":
@@ -753,7 +762,7 @@ def _train(config, strategy, chief, callbacks):
         train_emb=train_emb,
     )
     metrics.update(classifier_scores)
-    metrics["soft_labels"] = "soft_labels" in extras and config.method != "triplet"
+    metrics["soft_labels"] = config.soft_labels and config.method != "triplet"
     metrics["augment"] = config.augment
     metrics["seed"] = config.seed
     metrics["train_seconds_per_epoch"] = float(np.mean(timer.seconds)) if timer.seconds else None
@@ -781,9 +790,8 @@ def classifier_metrics(classifier, test, num_classes):
     logits = classifier.predict(test[0], verbose=0)
     predicted = np.argmax(logits, axis=1)
     scores = evaluation.knn_scores(test[1], predicted, classes=np.arange(num_classes))
-    values = {f"classifier_{key}": scores[key] for key in ("accuracy", "precision", "recall")}
-    values["classifier_f1"] = scores["f1"]
-    values["classifier_macro_f1"] = scores["macro_f1"]
+    keys = ("accuracy", "precision", "recall", "f1", "macro_f1")
+    values = {f"classifier_{key}": scores[key] for key in keys}
     values["classifier_confusion_matrix"] = scores["confusion_matrix"].tolist()
     return values
 
