@@ -61,6 +61,8 @@ DATASET_NAMES = {
     "synthetic_faces": "Synthetic faces",
     "digits": "Digits",
     "digit_pairs": "Digit pairs",
+    "mnist": "MNIST",
+    "mnist_pairs": "MNIST pairs",
 }
 """How the tables name each dataset (the paper's names where it has them)."""
 

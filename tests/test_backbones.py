@@ -126,3 +126,19 @@ def test_bad_arguments_raise_naming_the_value(kwargs, message):
     name = "resnet18" if set(kwargs) <= {"input_shape", "embedding_dim"} else "fmpnet"
     with pytest.raises(ValueError, match=message):
         backbones.get(name, **kwargs)
+
+
+def test_on_sphere_puts_every_embedding_at_the_radius_and_saves(tmp_path):
+    encoder = backbones.on_sphere(backbones.get("fmpnet", input_shape=(32, 32, 1)), 3.0)
+    assert encoder.name == "fmpnet_encoder" and encoder.output_shape == (None, 64)
+    images = _images(5, (32, 32, 1))
+    norms = np.linalg.norm(encoder.predict(images, verbose=0), axis=1)
+    np.testing.assert_allclose(norms, 3.0, rtol=1e-5)
+    assert "embedding" in [layer.name for layer in encoder.layers]  # DGMS "features" finds it
+    reloaded = save_and_reload(keras_sgm.SGMModel(encoder), tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), encoder.predict(images, verbose=0), atol=1e-5
+    )
+    for radius in (0, -1.0, True, "3"):
+        with pytest.raises(ValueError, match="radius must be a positive number"):
+            backbones.on_sphere(encoder, radius)

@@ -328,3 +328,21 @@ def test_vote_chunking_gives_the_same_answer(monkeypatch):
     whole = knn_vote(labels, distances)
     monkeypatch.setattr(evaluation, "_VOTE_CHUNK", 8)
     np.testing.assert_array_equal(knn_vote(labels, distances), whole)
+
+
+def test_hidden_group_nmi_tells_kept_groups_from_a_collapsed_class():
+    rng = np.random.default_rng(0)
+    classes = np.repeat([0, 1], 40)
+    hidden = np.tile(np.repeat([0, 1], 20), 2)
+    # Kept: each hidden group of each class is its own blob.
+    centres = np.array([[0, 0], [0, 6], [20, 0], [20, 6]], "float32")
+    kept = centres[2 * classes + hidden] + rng.normal(0, 0.3, (80, 2))
+    assert evaluation.hidden_group_nmi(kept, classes, hidden) == pytest.approx(1.0)
+    # Collapsed: each class is one blob whatever its hidden group.
+    collapsed = centres[2 * classes] + rng.normal(0, 0.3, (80, 2))
+    assert evaluation.hidden_group_nmi(collapsed, classes, hidden) < 0.1
+    # A class with one hidden group counts as kept (nothing to find).
+    single = np.where(classes == 1, 0, hidden)
+    assert evaluation.hidden_group_nmi(kept, classes, single) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"shape \[80, dim\]"):
+        evaluation.hidden_group_nmi(kept[:10], classes, hidden)

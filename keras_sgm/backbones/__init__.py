@@ -11,7 +11,8 @@ Inputs are channels-last images of at least 32x32 pixels; the paper uses
 - `alexnet`: AlexNet (Krizhevsky, 2014) with a small first convolution.
 - `resnet18`, `preact_resnet18`: He et al. (2015, 2016) with a CIFAR-style stem.
 
-`get(name, ...)` builds one by name; `available()` lists the names.
+`get(name, ...)` builds one by name; `available()` lists the names;
+`on_sphere(encoder, radius)` puts an encoder's embeddings on a sphere.
 
 Reference:
     Deep Metric Structured Learning For Facial Expression Recognition,
@@ -20,7 +21,7 @@ Reference:
 
 import inspect
 
-from keras_sgm.backbones._common import MIN_SIZE
+from keras_sgm.backbones._common import MIN_SIZE, on_sphere
 from keras_sgm.backbones.alexnet import alexnet
 from keras_sgm.backbones.cvgg13 import cvgg13
 from keras_sgm.backbones.fmpnet import fmpnet
@@ -99,6 +100,7 @@ __all__ = [
     "cvgg13",
     "fmpnet",
     "get",
+    "on_sphere",
     "preact_resnet18",
     "resnet18",
 ]

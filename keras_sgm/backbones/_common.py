@@ -76,3 +76,28 @@ def dense_relu(x, units, name, dropout=0.0, dropout_first=False):
 def embedding_head(x, embedding_dim):
     """The final linear layer: `[batch, features] -> [batch, embedding_dim]`, float32."""
     return keras.layers.Dense(embedding_dim, name="embedding", dtype="float32")(x)
+
+
+def on_sphere(encoder, radius):
+    """`encoder` with its embeddings L2-normalised and scaled to length `radius`.
+
+    SGMLoss compares squared distances with a fixed `2 sigma^2`, so an
+    unnormalised embedding's scale decides how sharp the posteriors are: a
+    backbone whose initial embeddings lie far apart (ResNet18: squared
+    distances near 150 at 32x32) starts with saturated posteriors, whose
+    gradient vanishes, and a fast optimizer can drive any backbone there.
+    On a sphere of radius `r` squared distances stay within `[0, 4 r^2]`.
+
+    Args:
+        encoder: a functional `keras.Model` mapping images to embeddings.
+        radius: positive float, the length of every embedding.
+
+    Returns:
+        A functional `keras.Model` of the same name and inputs; the layers
+        before (including the `"embedding"` head) are shared with `encoder`.
+    """
+    if not isinstance(radius, numbers.Real) or isinstance(radius, bool) or not radius > 0:
+        raise ValueError(f"radius must be a positive number; received {radius!r}.")
+    x = keras.layers.UnitNormalization(name="embedding_unit_norm", dtype="float32")(encoder.output)
+    x = keras.layers.Rescaling(float(radius), name="embedding_radius", dtype="float32")(x)
+    return keras.Model(encoder.input, x, name=encoder.name)

@@ -108,23 +108,11 @@ def load_image_folder(split_dir, image_size=48, channels=1, class_names=None, mi
 
 
 def load_digits_dataset(image_size=48, channels=1, test_size=0.25, seed=0):
-    """scikit-learn's 8x8 digits (shipped with scikit-learn), upsampled, as train/test splits.
-
-    `seed` fixes the stratified split; keep it constant across runs you compare.
+    """scikit-learn's 8x8 digits, upsampled, as train/test splits (`keras_sgm.data.digits.load`).
 
     Returns:
         `((x_train, y_train), (x_test, y_test), class_names)`.
     """
-    import tensorflow as tf
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from keras_sgm.data import digits
 
-    digits = load_digits()
-    images = (digits.images / 16.0).astype("float32")[..., None]
-    images = tf.image.resize(images, (image_size, image_size)).numpy()
-    if channels == 3:
-        images = np.repeat(images, 3, axis=-1)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=test_size, stratify=digits.target, random_state=seed
-    )
-    return (x_train, y_train), (x_test, y_test), [str(d) for d in range(10)]
+    return digits.load("digits", image_size, channels, test_size=test_size, seed=seed)[:3]
