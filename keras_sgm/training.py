@@ -27,6 +27,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_sgm.data import digits
+
 METHODS = ("sgm", "triplet", "ce")
 DATASETS = (
     "synthetic_faces",
@@ -306,8 +308,8 @@ def field_type(field):
     return options[0] if options else field.type
 
 
-DIGIT_PAIR_NAMES = [f"{2 * i}|{2 * i + 1}" for i in range(5)]
-"""The classes of `digit_pairs` and `mnist_pairs`: digits merged in pairs 0|1, 2|3, ..."""
+DIGIT_PAIR_NAMES = digits.PAIR_NAMES
+"""The classes of `digit_pairs` and `mnist_pairs` (`keras_sgm.data.digits.PAIR_NAMES`)."""
 
 
 def class_names_of(config):
@@ -318,7 +320,7 @@ def class_names_of(config):
     """
     if config.dataset in _DIGIT_DATASETS:
         paired = _DIGIT_DATASETS[config.dataset][1]
-        return list(DIGIT_PAIR_NAMES) if paired else [str(d) for d in range(10)]
+        return list(digits.PAIR_NAMES if paired else digits.DIGIT_NAMES)
     if config.dataset == "image_folder":
         from keras_sgm.data.image_folder import list_image_folder
 
@@ -337,8 +339,6 @@ def load_splits(config, with_extras=False):
     """
     extras = {}
     if config.dataset in _DIGIT_DATASETS:
-        from keras_sgm.data import digits
-
         # The split is fixed (seed 0) whatever the training seed, so that runs with
         # different seeds, and scripts/evaluate.py, all test on the same images.
         # The pair sets hide two known sub-groups per class: 0|1, 2|3, ...

@@ -81,38 +81,26 @@ def build_parser():
     return parser
 
 
-def _settings(pairs):
-    """`["key=value", ...]` -> TrainConfig changes, each value parsed as its field's type."""
-    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+def _with_settings(base, pairs):
+    """`base` with `["key=value", ...]` applied, typed and checked by `TrainConfig.from_dict`."""
+    kinds = {field.name: field_type(field) for field in dataclasses.fields(TrainConfig)}
     changes = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in fields:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY a TrainConfig field.")
-        kind = field_type(fields[key])
+        if not sep:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE.")
         if value.lower() in ("none", "null"):
-            changes[key] = None
-        elif kind is bool:
-            if value.lower() not in ("true", "false"):
-                raise ValueError(f"--set {pair!r}: {key} takes true or false.")
-            changes[key] = value.lower() == "true"
-        else:
-            try:
-                changes[key] = kind(value)
-            except ValueError:
-                raise ValueError(f"--set {pair!r}: {key} takes a {kind.__name__}.") from None
-    return changes
+            value = None
+        elif kinds.get(key) is bool and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        changes[key] = value
+    return TrainConfig.from_dict({**dataclasses.asdict(base), **changes})
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     faces = args.dataset == "synthetic_faces"
     clusters = args.clusters or (4 if faces else 2)
-    try:
-        extra = _settings(args.set)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     base = TrainConfig(
         dataset=args.dataset,
         arch=args.arch,
@@ -121,7 +109,11 @@ def main(argv=None):
         verbose=0,
         overwrite=True,
     )
-    base = dataclasses.replace(base, **extra)
+    try:
+        base = _with_settings(base, args.set)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     root = Path(args.output)
     pairs = [(r, loss) for r in args.representations for loss in args.losses]
     if args.runs:

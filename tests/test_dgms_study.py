@@ -1,0 +1,39 @@
+"""scripts/dgms_study.py's settings: refused by name before any training."""
+
+import dataclasses
+
+import pytest
+
+from tests.test_training import _script
+
+
+@pytest.fixture(scope="module")
+def study():
+    return _script("dgms_study")
+
+
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ("bogus=1", "Unknown config keys ['bogus']"),
+        ("embedding_radius=x", "Config key 'embedding_radius' needs a float; received 'x'"),
+        ("leave_one_out=maybe", "Config key 'leave_one_out' needs a bool"),
+        ("embedding_radius", "expected KEY=VALUE"),
+        ("embedding_radius=-1", "embedding_radius must be a positive number"),
+    ],
+)
+def test_bad_settings_are_named_and_nothing_runs(study, tmp_path, capsys, pair, message):
+    output = tmp_path / "study"
+    assert study.main(["--dataset", "mnist_pairs", "--output", str(output), "--set", pair]) == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_settings_are_typed_like_a_config_file(study):
+    base = study.TrainConfig(dataset="mnist_pairs")
+    config = study._with_settings(
+        base, ["embedding_radius=2", "leave_one_out=true", "dgms_pca_dims=none", "epochs=4"]
+    )
+    changed = {"embedding_radius": 2.0, "leave_one_out": True, "dgms_pca_dims": None, "epochs": 4}
+    assert config == dataclasses.replace(base, **changed)
+    assert isinstance(config.epochs, int) and isinstance(config.embedding_radius, float)
