@@ -520,8 +520,27 @@ def _check_resume_matches(config, out):
 
 
 def _prepare_output(config):
+    """`(out, config)`: the run's folder made ready, and the config to train it with.
+
+    A folder whose `backup/` records every epoch of `config.epochs` holds a run
+    whose training finished but whose evaluation did not (the backup is kept
+    until `metrics.json` is written): it is resumed whether or not `--resume` was
+    given, so fit runs no epoch and only the evaluation is redone. Nothing
+    trained is ever replaced without `overwrite`.
+    """
     out = Path(config.output)
     backup = out / "backup"
+    if (out / "metrics.json").exists() and backup.is_dir():
+        shutil.rmtree(backup)  # left by a run stopped after its metrics were written
+    if (out / "metrics.json").exists() and config.resume:
+        raise ValueError(
+            f"Nothing to resume in {out}: it holds a finished run (metrics.json); pass "
+            "--overwrite (without --resume) to train it again."
+        )
+    trained = backup.is_dir() and finished_epochs(out) >= config.epochs
+    if trained and not config.resume and not config.overwrite:
+        print(f"{out}: training finished before its evaluation did; evaluating it again.")
+        config = dataclasses.replace(config, resume=True)
     if config.resume:
         if not backup.is_dir() or not (out / "config.json").is_file():
             raise ValueError(f"Nothing to resume in {out}: no backup/ of an interrupted run.")
@@ -531,11 +550,10 @@ def _prepare_output(config):
                 f"{out} holds an interrupted run; pass --resume to continue it, or choose "
                 "another --output."
             )
-        if (out / "metrics.json").exists():
+        if (out / "metrics.json").exists() or (out / "model.keras").exists():
             if not config.overwrite:
-                raise ValueError(
-                    f"{out} already holds a finished run; pass --overwrite to replace it."
-                )
+                what = "a finished run" if (out / "metrics.json").exists() else "a trained model"
+                raise ValueError(f"{out} already holds {what}; pass --overwrite to replace it.")
             for name in (
                 "metrics.json",
                 "model.keras",
@@ -549,7 +567,7 @@ def _prepare_output(config):
         (out / "dgms_state.json").unlink(missing_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
-    return out
+    return out, config
 
 
 def build_models(config, input_shape, class_names):
@@ -706,7 +724,7 @@ def _precision(policy):
 def _train(config, strategy, chief, callbacks):
     from keras_sgm import distribute
 
-    out = _prepare_output(config)
+    out, config = _prepare_output(config)
     if config.resume:
         _check_resume_matches(config, out)
     keras.utils.set_random_seed(config.seed)
@@ -733,7 +751,9 @@ def _train(config, strategy, chief, callbacks):
     fit_callbacks = [
         # The splitter saves its state before the backup of the same epoch is written.
         *([splitter] if splitter else []),
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        # Kept until metrics.json is written: a run stopped while it evaluates is
+        # recognised as trained and only evaluated again.
+        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(out / "logs")),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=config.resume),
@@ -752,7 +772,8 @@ def _train(config, strategy, chief, callbacks):
         # Inference from here on runs on this process alone, in the order of its inputs.
         embedder = distribute.local_copy(embedder)
         if not chief:
-            embedder.save(out / "model.keras")
+            _save_atomically(embedder, out / "model.keras")
+            shutil.rmtree(out / "backup", ignore_errors=True)
             return {"worker": out.name, "epochs_run_in_this_session": len(history.epoch)}
 
     if splitter:
@@ -760,8 +781,8 @@ def _train(config, strategy, chief, callbacks):
     else:
         embedder.fit_gaussians(train_split[0], train_split[1])
     if config.method == "ce":
-        model.save(out / "classifier.keras")
-    embedder.save(out / "model.keras")
+        _save_atomically(model, out / "classifier.keras")
+    _save_atomically(embedder, out / "model.keras")
     classifier_scores = {}
     if config.method == "ce":
         # Under a strategy, score an undistributed copy: predict would wait on other workers.
@@ -798,7 +819,15 @@ def _train(config, strategy, chief, callbacks):
         )
         metrics["dgms"]["loss"] = "mixture" if _mixture(config) else "subclass"
     write_json(out / "metrics.json", metrics)
+    shutil.rmtree(out / "backup", ignore_errors=True)  # the run is complete
     return metrics
+
+
+def _save_atomically(model, path):
+    """`model.save(path)` through a temporary file: `path` is never half written."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
 
 
 def classifier_metrics(classifier, test, num_classes):

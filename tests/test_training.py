@@ -206,6 +206,49 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
         train(_config(folder, out))
 
 
+@pytest.mark.parametrize("rerun", ["plain", "resume"])
+def test_a_run_stopped_while_it_evaluates_is_evaluated_again_not_retrained(
+    folder, tmp_path, monkeypatch, rerun
+):
+    from keras_sgm import training
+
+    out = tmp_path / "run"
+    real = training.evaluate_model
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("stopped during the evaluation")
+
+    monkeypatch.setattr(training, "evaluate_model", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(folder, out, epochs=2))
+    assert not (out / "metrics.json").exists()
+    assert (out / "backup").is_dir()  # kept until the metrics are written
+    trained = keras.saving.load_model(out / "model.keras").get_weights()
+    monkeypatch.setattr(training, "evaluate_model", real)
+    metrics = train(_config(folder, out, epochs=2, resume=rerun == "resume"))
+    assert metrics["epochs_run_in_this_session"] == 0  # nothing trained again
+    again = keras.saving.load_model(out / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(trained, again, strict=True))
+    assert (out / "metrics.json").exists() and not (out / "backup").exists()
+    epochs = [line.split(",")[0] for line in (out / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"]
+    with pytest.raises(ValueError, match="already holds a finished run"):
+        train(_config(folder, out, epochs=2))
+    with pytest.raises(ValueError, match="Nothing to resume.*finished run"):
+        train(_config(folder, out, epochs=2, resume=True))
+
+
+def test_a_trained_model_without_metrics_is_not_replaced_without_overwrite(folder, tmp_path):
+    out = tmp_path / "run"
+    train(_config(folder, out, epochs=1))
+    (out / "metrics.json").unlink()  # e.g. a run of an older version that died evaluating
+    before = (out / "model.keras").read_bytes()
+    with pytest.raises(ValueError, match="already holds a trained model; pass --overwrite"):
+        train(_config(folder, out, epochs=1))
+    assert (out / "model.keras").read_bytes() == before
+    assert train(_config(folder, out, epochs=1, overwrite=True))["epochs_run_in_this_session"] == 1
+
+
 @pytest.mark.parametrize("method", ["triplet", "ce"])
 def test_baseline_methods_train_and_save_an_embedder(folder, tmp_path, method):
     metrics = train(_config(folder, tmp_path / method, method=method, epochs=1))
