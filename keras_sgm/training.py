@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 import typing
+import warnings
 from pathlib import Path
 
 import keras
@@ -103,6 +104,9 @@ class TrainConfig:
     (`keras_sgm.data.augmenter`, Keras preprocessing layers in `tf.data`).
     Off by default: the paper trains without it.
 
+    An image folder with unreadable files is refused, every bad file named;
+    `skip_unreadable` trains without them (warning with their count and names).
+
     A `dataset_config` ending in `_probability` (FER+'s vote distributions)
     trains SGMLoss and the softmax CNN on the distributions as soft labels,
     batches balanced on their majority; triplet loss trains on the majority.
@@ -138,6 +142,7 @@ class TrainConfig:
     learning_rate: float = 1e-4
     augment: bool = False
     max_train_samples: int | None = None
+    skip_unreadable: bool = False
     knn_k: int = 11
     dgms_levels: int = 0
     dgms_clusters: int = 2
@@ -223,8 +228,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
-        if not (self.learning_rate > 0 and self.sigma > 0):
-            raise ValueError("learning_rate and sigma must be positive.")
+        for name in ("learning_rate", "sigma"):
+            value = getattr(self, name)
+            if not 0 < value < np.inf:
+                raise ValueError(f"{name} must be a positive number; received {value}.")
+        if not 0 <= self.margin < np.inf:
+            raise ValueError(f"margin must be a number >= 0; received {self.margin}.")
         if self.embedding_radius is not None and not 0 < self.embedding_radius < np.inf:
             raise ValueError(
                 "embedding_radius must be a positive number (or None: unnormalised "
@@ -351,15 +360,16 @@ def load_splits(config, with_extras=False):
         from keras_sgm.data.image_folder import load_image_folder
 
         root = Path(config.data_dir)
+        size, channels, skip = config.image_size, config.channels, config.skip_unreadable
         x, y, names = load_image_folder(
-            root / "train", config.image_size, config.channels, min_per_class=2
+            root / "train", size, channels, min_per_class=2, skip_unreadable=skip
         )
         train = (x, y)
-        x, y, _ = load_image_folder(root / "test", config.image_size, config.channels, names)
+        x, y, _ = load_image_folder(root / "test", size, channels, names, skip_unreadable=skip)
         test = (x, y)
         val = None
         if (root / "val").is_dir():
-            x, y, _ = load_image_folder(root / "val", config.image_size, config.channels, names)
+            x, y, _ = load_image_folder(root / "val", size, channels, names, skip_unreadable=skip)
             val = (x, y)
     else:
         train, val, test, names, extras = _load_named(config)
@@ -383,7 +393,12 @@ def load_test_split(config):
     if config.dataset == "image_folder":
         from keras_sgm.data.image_folder import load_image_folder
 
-        return load_image_folder(Path(config.data_dir) / "test", config.image_size, config.channels)
+        return load_image_folder(
+            Path(config.data_dir) / "test",
+            config.image_size,
+            config.channels,
+            skip_unreadable=config.skip_unreadable,
+        )
     if config.dataset in _LOCAL_DATASETS:
         _, _, test, names = load_splits(config)
         return test[0], test[1], names
@@ -484,6 +499,7 @@ _BEFORE_ADDED = {  # dgms_pca_dims None: every column
     "dgms_schedule": "split",
     "dgms_covariance": "spherical",
     "embedding_radius": None,
+    "skip_unreadable": False,
 }
 
 RESUMABLE_CHANGES = (
@@ -721,29 +737,57 @@ def _precision(policy):
         keras.config.set_dtype_policy(previous)
 
 
+@contextlib.contextmanager
+def _removed_on_failure(folder):
+    """Remove `folder` if the block fails and the folder did not exist before it."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def describe_splits(train, val, test, names):
+    """`"3 classes; train 24 images (bars 8, ...); test 12"`: what a run found, printed first."""
+    counts = np.bincount(train[1], minlength=len(names))
+    per_class = ", ".join(f"{name} {int(n)}" for name, n in zip(names, counts, strict=True))
+    text = f"{len(names)} classes; train {len(train[1])} images ({per_class})"
+    if val is not None:
+        text += f"; val {len(val[1])}"
+    return text + f"; test {len(test[1])}"
+
+
 def _train(config, strategy, chief, callbacks):
     from keras_sgm import distribute
 
-    out, config = _prepare_output(config)
-    if config.resume:
-        _check_resume_matches(config, out)
-    keras.utils.set_random_seed(config.seed)
-    train_split, val, test, names, extras = load_splits(config, with_extras=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    # A run that fails before it trains leaves no folder it created behind.
+    with _removed_on_failure(Path(config.output)):
+        out, config = _prepare_output(config)
+        if config.resume:
+            _check_resume_matches(config, out)
+        keras.utils.set_random_seed(config.seed)
+        train_split, val, test, names, extras = load_splits(config, with_extras=True)
+        if config.verbose and chief:
+            print(describe_splits(train_split, val, test, names))
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
 
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model, embedder = build_models(config, train_split[0].shape[1:], names)
-    if strategy is not None and config.method != "ce":
-        distribute.check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
-    start = finished_epochs(out) if config.resume else 0
-    if distribute.in_multiworker(strategy):
-        distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
-        state = out / "dgms_state.json"
-        level = json.loads(state.read_text())["level"] if state.is_file() else 0
-        distribute.check_same_everywhere(level, strategy, "DGMS levels reached before --resume")
-    data, val_data, sampler = training_data(
-        config, train_split, val, start_epoch=start, soft_labels=extras.get("soft_labels")
-    )
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model, embedder = build_models(config, train_split[0].shape[1:], names)
+        if strategy is not None and config.method != "ce":
+            distribute.check_balanced_slices(
+                config.samples_per_class, strategy.num_replicas_in_sync
+            )
+        start = finished_epochs(out) if config.resume else 0
+        if distribute.in_multiworker(strategy):
+            distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
+            state = out / "dgms_state.json"
+            level = json.loads(state.read_text())["level"] if state.is_file() else 0
+            distribute.check_same_everywhere(level, strategy, "DGMS levels reached before --resume")
+        data, val_data, sampler = training_data(
+            config, train_split, val, start_epoch=start, soft_labels=extras.get("soft_labels")
+        )
     timer = _EpochTimer()
     splitter = None
     if config.dgms_levels:
@@ -901,12 +945,20 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
     class_map = splitter.class_map
     names = {s: f"{class_names[c]}/{s}" for s, c in class_map.items()}
     figures = Path(out) / "figures"
-    viz.plot_tsne(embeddings, splitter.labels, figures / "tsne_subclasses.png", names, seed=seed)
     counts = np.bincount(list(class_map.values()), minlength=len(class_names))
     shown = int(np.argmax(counts))
     rows = np.flatnonzero(train[1] == shown)
     groups = groups_of_labels(embeddings[rows], splitter.labels[rows], 16, class_map)
-    viz.plot_group_grid(train[0][rows], groups, figures / "subclass_groups.png", 16, class_names)
+    failed = _draw_all(
+        {
+            figures / "tsne_subclasses.png": lambda path: viz.plot_tsne(
+                embeddings, splitter.labels, path, names, seed=seed
+            ),
+            figures / "subclass_groups.png": lambda path: viz.plot_group_grid(
+                train[0][rows], groups, path, 16, class_names
+            ),
+        }
+    )
     summary = {
         "representation": splitter.representation,
         "method": splitter.method,
@@ -918,6 +970,8 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
         "subclasses_per_class": {class_names[c]: int(n) for c, n in enumerate(counts) if n},
         "figure_class": class_names[shown],
     }
+    if failed:
+        summary["figures_not_drawn"] = failed
     if hidden is not None:
         summary["subclass_nmi_vs_hidden"] = evaluation.subclass_nmi(
             train[1], hidden, splitter.labels
@@ -947,14 +1001,39 @@ def evaluate_model(model, train, test, class_names, out, seed=0, knn_k=11, train
     metrics["class_names"] = list(class_names)
     figures = Path(out) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    viz.plot_tsne(test_emb, test[1], figures / "tsne.png", class_names=class_names, seed=seed)
-    viz.plot_retrieval_curves(
-        metrics["recall_at_k"], metrics["acc_at_k"], figures / "retrieval.png"
-    )
-    viz.plot_f1_vs_k(metrics["f1_vs_k"], figures / "f1_vs_k.png")
     shown = [class_names[c] for c in metrics["classes"]]
-    viz.plot_confusion_matrix(metrics["confusion_matrix"], shown, figures / "confusion.png")
+    failed = _draw_all(
+        {
+            figures / "tsne.png": lambda path: viz.plot_tsne(
+                test_emb, test[1], path, class_names=class_names, seed=seed
+            ),
+            figures / "retrieval.png": lambda path: viz.plot_retrieval_curves(
+                metrics["recall_at_k"], metrics["acc_at_k"], path
+            ),
+            figures / "f1_vs_k.png": lambda path: viz.plot_f1_vs_k(metrics["f1_vs_k"], path),
+            figures / "confusion.png": lambda path: viz.plot_confusion_matrix(
+                metrics["confusion_matrix"], shown, path
+            ),
+        }
+    )
+    if failed:
+        metrics["figures_not_drawn"] = failed
     return metrics
+
+
+def _draw_all(figures):
+    """Draw `{path: draw(path)}`; `{file name: reason}` of those that failed, each logged.
+
+    A figure is never a reason to lose the metrics of a finished run.
+    """
+    failed = {}
+    for path, draw in figures.items():
+        try:
+            draw(path)
+        except Exception as error:  # noqa: BLE001 - any drawing failure is reported alike
+            failed[path.name] = f"{type(error).__name__}: {error}"
+            warnings.warn(f"Figure {path} not drawn: {failed[path.name]}", stacklevel=2)
+    return failed
 
 
 def write_json(path, payload):

@@ -290,6 +290,57 @@ class TestBadInput:
         with pytest.raises(ValueError, match="broken.png"):
             train(_config(folder, tmp_path / "o"))
 
+    def test_every_unreadable_image_is_listed_and_can_be_skipped(self, folder, tmp_path):
+        (folder / "train" / "bars" / "broken.png").write_text("this is not an image")
+        (folder / "train" / "disc" / "empty.jpg").write_bytes(b"")
+        out = tmp_path / "o"
+        with pytest.raises(ValueError) as caught:
+            train(_config(folder, out))
+        message = str(caught.value)
+        assert "2 unreadable image(s)" in message and "--skip-unreadable" in message
+        assert "broken.png" in message and "empty.jpg" in message
+        assert "function_node" not in message and "[Op:" not in message
+        assert not out.exists()  # a failed run leaves no folder behind
+        with pytest.warns(UserWarning, match="skipped 2 unreadable image"):
+            metrics = train(_config(folder, out, skip_unreadable=True, epochs=1))
+        assert metrics["knn_accuracy"] >= 0  # trained on the 22 readable images
+
+    def test_an_empty_class_folder_is_reported_and_the_counts_printed(
+        self, folder, tmp_path, capsys
+    ):
+        (folder / "train" / "nothing").mkdir()
+        with pytest.warns(UserWarning, match=r"without images, left out: \['nothing'\]"):
+            train(_config(folder, tmp_path / "o", epochs=1, verbose=2))
+        printed = capsys.readouterr().out
+        assert "3 classes; train 24 images (bars 8, columns 8, disc 8); test 12" in printed
+
+    def test_a_class_folder_not_named_in_utf8_trains_and_is_shown_decoded(self, folder, tmp_path):
+        import os
+
+        for split in ("train", "test"):
+            (folder / split / "disc").rename(folder / split / os.fsdecode(b"caf\xe9"))
+        with pytest.warns(UserWarning, match="not UTF-8; read as 'café'"):
+            metrics = train(_config(folder, tmp_path / "o", epochs=1))
+        assert metrics["class_names"] == ["bars", "café", "columns"]
+        saved = json.loads((tmp_path / "o" / "metrics.json").read_text(encoding="utf-8"))
+        assert saved["class_names"][1] == "café"
+        assert (tmp_path / "o" / "figures" / "confusion.png").stat().st_size > 0
+
+    def test_a_figure_that_fails_is_skipped_not_the_metrics(self, folder, tmp_path, monkeypatch):
+        from keras_sgm import viz
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("no font for this name")
+
+        monkeypatch.setattr(viz, "plot_confusion_matrix", broken)
+        with pytest.warns(UserWarning, match="confusion.png not drawn: RuntimeError"):
+            metrics = train(_config(folder, tmp_path / "o", epochs=1))
+        assert metrics["figures_not_drawn"] == {
+            "confusion.png": "RuntimeError: no font for this name"
+        }
+        assert json.loads((tmp_path / "o" / "metrics.json").read_text())["knn_accuracy"] >= 0
+        assert (tmp_path / "o" / "figures" / "tsne.png").exists()
+
     def test_unknown_names(self, folder, tmp_path, capsys):
         with pytest.raises(ValueError, match="Unknown arch 'vgg99'.*resnet18"):
             TrainConfig.from_dict({"arch": "vgg99"})
