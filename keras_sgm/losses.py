@@ -390,14 +390,38 @@ def _is_eager(value):
     return isinstance(value, tf.Tensor) and tf.executing_eagerly() and hasattr(value, "numpy")
 
 
+def _number(value, name, minimum=0.0, strict=True):
+    """`value` as a finite float above (`strict`) or at least `minimum`; else a named error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number; received {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ValueError(f"{name} must be a finite number {bound}; received {value}.")
+    return value
+
+
+def _flag(value, name):
+    """`value` as a bool; anything but a boolean is refused by name."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; received {value!r}.")
+    return bool(value)
+
+
 class _MetricLoss(keras.losses.Loss):
-    """Shared input checks for the metric-learning losses."""
+    """Shared input checks for the metric-learning losses.
+
+    An empty batch (no rows) has loss 0: there is no pair to pull together or
+    push apart. With `reduction=None` it gives the empty per-sample vector.
+    """
 
     label_pairs = False  # whether [batch, 2] labels are (sub-class, class) pairs
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         _check_label_dtype(self.__class__.__name__, y_true)
         _check_concrete(self.__class__.__name__, y_true, y_pred, pairs=self.label_pairs)
+        if y_pred.shape[0] == 0:
+            return ops.zeros((0,) if self.reduction in (None, "none") else (), self.dtype)
         return super().__call__(y_true, y_pred, sample_weight=sample_weight)
 
 
@@ -447,13 +471,11 @@ class SGMLoss(_MetricLoss):
         name="sgm_loss",
         dtype=None,
     ):
-        sigma = float(sigma)
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
+        sigma = _number(sigma, "SGMLoss sigma")
         super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         self.sigma = sigma
-        self.leave_one_out = bool(leave_one_out)
-        self.mixture = bool(mixture)
+        self.leave_one_out = _flag(leave_one_out, "SGMLoss leave_one_out")
+        self.mixture = _flag(mixture, "SGMLoss mixture")
 
     @property
     def label_pairs(self):
@@ -511,13 +533,12 @@ class TripletLoss(_MetricLoss):
     ):
         if mining not in ("batch_hard", "semi_hard"):
             raise ValueError(f"mining must be 'batch_hard' or 'semi_hard'; received {mining!r}.")
-        if float(margin) < 0:
-            raise ValueError(f"margin must be >= 0; received {margin}.")
+        margin = _number(margin, "TripletLoss margin", strict=False)
         super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
-        self.margin = float(margin)
+        self.margin = margin
         self.mining = mining
-        self.squared = bool(squared)
-        self.l2_normalize = bool(l2_normalize)
+        self.squared = _flag(squared, "TripletLoss squared")
+        self.l2_normalize = _flag(l2_normalize, "TripletLoss l2_normalize")
 
     def call(self, y_true, y_pred):
         return triplet_loss(

@@ -317,6 +317,64 @@ def field_type(field):
     return options[0] if options else field.type
 
 
+def read_settings_file(path):
+    """The settings of a YAML or JSON config file, keys with '-' or '_', strictly typed.
+
+    A file says what it means: booleans are `true`/`false` (not `"no"`), numbers
+    are numbers, and `null` only where a setting may be unset. Every problem is a
+    `ValueError` naming the file (and the key).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"Cannot read config file {path}: {error}") from error
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text)
+            values = {} if values is None else values
+        else:
+            values = json.loads(text)
+    except Exception as error:  # noqa: BLE001 - yaml's and json's errors, reported alike
+        detail = " ".join(str(error).split())
+        raise ValueError(f"Config file {path} is not valid YAML/JSON: {detail}") from error
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"Config file {path} must hold a mapping of settings (key: value), not a "
+            f"{type(values).__name__}."
+        )
+    values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"Config file {path}: Unknown config keys {unknown}; known keys: {sorted(fields)}."
+        )
+    for key, value in values.items():
+        field = fields[key]
+        kind = field_type(field)
+        optional = type(None) in typing.get_args(field.type)
+        if value is None:
+            ok = optional
+        elif kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            wanted = {bool: "true or false", int: "an integer", float: "a number"}
+            need = wanted.get(kind, f"a {kind.__name__}") + (" or null" if optional else "")
+            raise ValueError(f"Config file {path}: {key!r} must be {need}; received {value!r}.")
+    return values
+
+
 DIGIT_PAIR_NAMES = digits.PAIR_NAMES
 """The classes of `digit_pairs` and `mnist_pairs` (`keras_sgm.data.digits.PAIR_NAMES`)."""
 

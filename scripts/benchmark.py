@@ -48,10 +48,10 @@ def main(argv=None):
     args = vars(parser.parse_args(argv))
     methods, archs = args.pop("methods"), args.pop("archs")
     seeds, eval_datasets = args.pop("seeds"), args.pop("eval_datasets")
-    values = read_config_file(args.pop("config")) if args.get("config") else {}
-    values.update({k: v for k, v in args.items() if v is not None})
-    values.setdefault("output", "runs/benchmark")
     try:
+        values = read_config_file(args.pop("config")) if args.get("config") else {}
+        values.update({k: v for k, v in args.items() if v is not None})
+        values.setdefault("output", "runs/benchmark")
         config = TrainConfig.from_dict(values)
         # run_benchmark checks every name, seed and evaluation set before it trains.
         results = run_benchmark(config, methods, archs, seeds, eval_datasets)

@@ -24,27 +24,21 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_sgm.training import TrainConfig, field_type, train  # noqa: E402
+from keras_sgm.training import (  # noqa: E402
+    TrainConfig,
+    field_type,
+    read_settings_file,
+    train,
+)
 
 
 def read_config_file(path):
-    """Settings from a YAML or JSON file, keys with '-' or '_'."""
-    path = Path(path)
-    text = path.read_text()
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        values = yaml.safe_load(text) or {}
-    else:
-        values = json.loads(text)
-    if not isinstance(values, dict):
-        raise ValueError(f"{path} must hold a mapping of settings, not {type(values).__name__}.")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    """Settings from a YAML or JSON file (`keras_sgm.training.read_settings_file`)."""
+    return read_settings_file(path)
 
 
 def build_parser():
@@ -66,9 +60,9 @@ def build_parser():
 
 def main(argv=None):
     args = vars(build_parser().parse_args(argv))
-    values = read_config_file(args.pop("config")) if args.get("config") else {}
-    values.update({k: v for k, v in args.items() if v is not None})
     try:
+        values = read_config_file(args.pop("config")) if args.get("config") else {}
+        values.update({k: v for k, v in args.items() if v is not None})
         if values.get("resume"):
             # continue the interrupted run with its own settings; flags may only extend it
             output = values.pop("output", TrainConfig.output)

@@ -178,6 +178,36 @@ class TestBadInput:
         with pytest.raises(ValueError, match="margin"):
             keras_sgm.TripletLoss(margin=-1)
 
+    @pytest.mark.parametrize(
+        ("make", "message"),
+        [
+            (lambda: keras_sgm.SGMLoss(sigma="1.0"), "sigma must be a number; received '1.0'"),
+            (lambda: keras_sgm.SGMLoss(sigma=True), "sigma must be a number; received True"),
+            (lambda: keras_sgm.SGMLoss(sigma=float("inf")), "sigma must be a finite number > 0"),
+            (lambda: keras_sgm.SGMLoss(leave_one_out="no"), "leave_one_out must be True or False"),
+            (lambda: keras_sgm.TripletLoss(margin=float("nan")), "margin must be a finite"),
+            (lambda: keras_sgm.TripletLoss(margin="0.2"), "margin must be a number"),
+            (lambda: keras_sgm.TripletLoss(squared=1), "squared must be True or False"),
+        ],
+    )
+    def test_constructor_types_and_values_named(self, make, message):
+        with pytest.raises(ValueError, match=message):
+            make()
+
+    def test_numpy_numbers_are_numbers(self):
+        assert keras_sgm.SGMLoss(sigma=np.float32(2.0)).sigma == 2.0
+        assert keras_sgm.TripletLoss(margin=np.int64(0)).margin == 0.0
+
+
+@pytest.mark.parametrize(
+    "loss", [keras_sgm.SGMLoss(), keras_sgm.SGMLoss(leave_one_out=True), keras_sgm.TripletLoss()]
+)
+def test_an_empty_batch_has_loss_zero(loss):
+    value = loss(np.zeros((0,), "int32"), np.zeros((0, 4), "float32"))
+    assert tuple(value.shape) == () and float(value) == 0.0
+    per_sample = type(loss)(reduction=None)(np.zeros((0,), "int32"), np.zeros((0, 4), "float32"))
+    assert tuple(per_sample.shape) == (0,)
+
 
 @pytest.mark.parametrize("mining", ["batch_hard", "semi_hard"])
 @pytest.mark.parametrize("squared", [False, True])

@@ -341,6 +341,37 @@ class TestBadInput:
         assert json.loads((tmp_path / "o" / "metrics.json").read_text())["knn_accuracy"] >= 0
         assert (tmp_path / "o" / "figures" / "tsne.png").exists()
 
+    @pytest.mark.parametrize(
+        ("name", "text", "message"),
+        [
+            ("missing.yaml", None, "Config file .*missing.yaml does not exist"),
+            ("bad.yaml", "epochs: [1, 2\n", "bad.yaml is not valid YAML/JSON"),
+            ("list.yaml", "- epochs: 3\n", "must hold a mapping of settings.*not a list"),
+            ("bad.json", "{epochs: 3}", "bad.json is not valid YAML/JSON"),
+            ("resume.yaml", "resume: 'no'\n", "'resume' must be true or false; received 'no'"),
+            ("epochs.yaml", "epochs: true\n", "'epochs' must be an integer; received True"),
+            ("lr.yaml", "learning_rate: 1e-3\n", "'learning_rate' must be a number.*'1e-3'"),
+            ("arch.yaml", "arch: null\n", "'arch' must be a str; received None"),
+            ("typo.yaml", "epoch: 3\n", r"Unknown config keys \['epoch'\]"),
+        ],
+    )
+    def test_config_files_are_read_strictly(self, tmp_path, capsys, name, text, message):
+        import re
+
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        assert _script("train").main(["--config", str(path), "--output", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err), err
+        assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+    def test_a_wrong_number_is_named(self, capsys):
+        assert _script("train").main(["--sigma", "-1"]) == 2
+        assert "sigma must be a positive number; received -1.0" in capsys.readouterr().err
+        assert _script("train").main(["--learning-rate", "nan"]) == 2
+        assert "learning_rate must be a positive number; received nan" in capsys.readouterr().err
+
     def test_unknown_names(self, folder, tmp_path, capsys):
         with pytest.raises(ValueError, match="Unknown arch 'vgg99'.*resnet18"):
             TrainConfig.from_dict({"arch": "vgg99"})
