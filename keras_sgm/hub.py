@@ -185,6 +185,11 @@ class Gallery:
                 return cls(data["embeddings"], data["labels"], thumbnails)
         except ValueError as error:
             raise ValueError(f"Cannot read the gallery {path}: {error}") from error
+        except Exception as error:  # noqa: BLE001 - zip, zlib and EOF errors of a damaged file
+            raise ValueError(
+                f"Cannot read the gallery {path}: it is damaged or truncated "
+                f"({type(error).__name__}: {error}); download or write it again."
+            ) from error
 
 
 # ----------------------------------------------------------------- loading
@@ -273,6 +278,7 @@ def load_pretrained(repo_id_or_dir, *, revision=None, token=None, cache_dir=None
     path = _resolve(repo_id_or_dir, revision=revision, token=token, cache_dir=cache_dir)
     info = check_repo(path)
     model = _load_model(path)
+    _check_class_names(model, info, path)
     config = _read_json(path / TRAINING_CONFIG_FILE)
     metrics = _read_json(path / "metrics.json")
     gallery = Gallery.load(path / GALLERY_FILE) if (path / GALLERY_FILE).is_file() else None
@@ -306,12 +312,23 @@ def check_repo(directory):
     if not isinstance(info, dict) or info.get("library") != "keras_sgm":
         raise ValueError(f"{marker} does not describe a keras_sgm model repo.")
     version = info.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(
+            f"{marker}: format_version must be a whole number >= 1; received {version!r}."
+        )
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{directory} uses repo format {version!r}; this keras_sgm reads format "
             f"{FORMAT_VERSION} and older: upgrade keras_sgm."
         )
     listed = info.get("files", [])
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ValueError(f"{marker}: 'files' must be a list of file names; received {listed!r}.")
+    names = info.get("class_names")
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(name, str) for name in names)
+    ):
+        raise ValueError(f"{marker}: 'class_names' must be a list of strings; received {names!r}.")
     missing = [
         name for name in dict.fromkeys([*MODEL_FILES, *listed]) if not _is_file(directory, name)
     ]
@@ -394,6 +411,8 @@ def _load_model(directory):
             "keras_sgm.from_pretrained loads only keras_sgm models."
         )
 
+    _check_weights_file(directory)
+
     def damaged(error):
         if isinstance(error, ValueError):
             return f"Cannot load the model in {directory}: {error}"
@@ -411,6 +430,41 @@ def _load_model(directory):
         "keras.saving.load_model(path, safe_mode=False).",
         damaged=damaged,
     )
+
+
+def _check_class_names(model, info, directory):
+    """Every class the model's Gaussians answer has a name, and the marker agrees."""
+    names = model.class_names
+    if names is None:
+        return
+    classes = model.classes_
+    if len(classes) and (classes.min() < 0 or classes.max() >= len(names)):
+        raise ValueError(
+            f"The model in {directory} names {len(names)} classes ({names}) but its "
+            f"Gaussians answer class ids up to {int(classes.max())}: the config.json's "
+            "class_names are incomplete; the repo is damaged."
+        )
+    listed = info.get("class_names")
+    if listed is not None and list(listed) != list(names):
+        raise ValueError(
+            f"{directory / MARKER} lists class_names {listed} but the model's are {names}; "
+            "the repo is damaged or was edited by hand."
+        )
+
+
+def _check_weights_file(directory):
+    """A weights file h5py cannot open is named before Keras fails inside on it."""
+    path = directory / "model.weights.h5"
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{path} is not a readable HDF5 weights file ({error}); it is damaged or "
+            "truncated: download or write the repo again."
+        ) from error
 
 
 def _read_json(path):
@@ -638,7 +692,7 @@ def _safe_load(path, refusal, damaged=None):
     """
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, OSError, TypeError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds on a damaged file
         if isinstance(error, ValueError) and (
             "safe_mode" in str(error) or "lambda" in str(error).lower()
         ):

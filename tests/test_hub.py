@@ -310,6 +310,58 @@ def test_a_directory_that_is_not_a_keras_sgm_repo_is_named(repo, tmp_path):
         hub.from_pretrained(copy)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "random"])
+def test_a_damaged_weights_file_is_named(repo, tmp_path, damage):
+    copy = _copy(repo, tmp_path)
+    weights = copy / "model.weights.h5"
+    data = weights.read_bytes()
+    rng = np.random.default_rng(0)
+    garbage = data[: len(data) // 2] if damage == "truncated" else rng.bytes(len(data))
+    weights.write_bytes(garbage)
+    with pytest.raises(ValueError, match=r"model\.weights\.h5 is not a readable HDF5 weights file"):
+        hub.from_pretrained(copy)
+
+
+def test_a_truncated_gallery_is_named(repo, tmp_path):
+    copy = _copy(repo, tmp_path)
+    gallery = copy / "gallery.npz"
+    hub.Gallery(np.ones((6, 8), "float32"), np.arange(6) % 2).save(gallery)
+    gallery.write_bytes(gallery.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"Cannot read the gallery .*gallery\.npz: it is damaged"):
+        hub.load_pretrained(copy)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"files": "config.json"}, "'files' must be a list of file names; received 'config.json'"),
+        ({"files": [1, 2]}, r"'files' must be a list of file names; received \[1, 2\]"),
+        ({"format_version": True}, "format_version must be a whole number >= 1; received True"),
+        ({"format_version": -1}, "format_version must be a whole number >= 1; received -1"),
+        ({"class_names": "anger"}, "'class_names' must be a list of strings"),
+        ({"class_names": ["a", "b"]}, r"lists class_names \['a', 'b'\] but the model's are"),
+    ],
+)
+def test_a_malformed_marker_is_refused_by_name(repo, tmp_path, change, message):
+    copy = _copy(repo, tmp_path)
+    info = json.loads((repo / "keras_sgm.json").read_text())
+    (copy / "keras_sgm.json").write_text(json.dumps({**info, **change}))
+    with pytest.raises(ValueError, match=message) as caught:
+        hub.from_pretrained(copy)
+    assert "keras_sgm.json" in str(caught.value)
+
+
+def test_class_names_shorter_than_the_gaussians_are_refused(repo, tmp_path):
+    copy = _copy(repo, tmp_path)
+    config = json.loads((copy / "config.json").read_text())
+    config["config"]["class_names"] = config["config"]["class_names"][:1]
+    (copy / "config.json").write_text(json.dumps(config))
+    info = json.loads((copy / "keras_sgm.json").read_text())
+    (copy / "keras_sgm.json").write_text(json.dumps({**info, "class_names": None}))
+    with pytest.raises(ValueError, match="names 1 classes .* class ids up to"):
+        hub.from_pretrained(copy)
+
+
 def test_a_repo_holding_another_keras_model_is_refused(repo, tmp_path):
     copy = _copy(repo, tmp_path)
     other = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
