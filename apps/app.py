@@ -16,10 +16,15 @@ All logic lives in keras_sgm.demo and keras_sgm.faces; this file lays out the pa
 """
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -50,6 +55,87 @@ gallery faces. **DGMS** splits classes into sub-classes (the *Browse clusters* t
 medoids of EM groups **summarize an album**. Paper: *Deep Metric Structured Learning For Facial
 Expression Recognition*; code: keras_sgm.
 """
+
+
+class _OwnFiles:
+    """A Gradio output whose files belong to one response alone.
+
+    Gradio names the file of an output image by its content and rewrites it in
+    place, so identical answers to concurrent requests share one file that can be
+    served half-written (a "peer closed connection" under load). This mixin gives
+    every response a folder of its own inside Gradio's upload folder, where Gradio
+    serves files as they are; folders older than `MAX_AGE_S` are removed.
+
+    The component's `GRADIO_CACHE` (where Gradio writes its files) reads, in the
+    thread running `postprocess`, that response's folder, and everywhere else the
+    shared upload folder.
+    """
+
+    MAX_AGE_S = 3600
+    _local = threading.local()
+
+    @property
+    def GRADIO_CACHE(self):  # noqa: N802 - Gradio's attribute name
+        own = getattr(_OwnFiles._local, "folders", {}).get(id(self))
+        return own or self.__dict__.get("_shared_cache")
+
+    @GRADIO_CACHE.setter
+    def GRADIO_CACHE(self, value):  # noqa: N802
+        self._shared_cache = value
+
+    def postprocess(self, value):
+        root = Path(self._shared_cache) / "keras_sgm_responses"
+        self._prune(root)
+        folders = _OwnFiles._local.__dict__.setdefault("folders", {})
+        folders[id(self)] = str(root / uuid.uuid4().hex)
+        try:
+            return super().postprocess(value)
+        finally:
+            del folders[id(self)]
+
+    @classmethod
+    def _prune(cls, root):
+        if not root.is_dir():
+            return
+        old = time.time() - cls.MAX_AGE_S
+        for folder in root.iterdir():
+            try:
+                if folder.stat().st_mtime < old:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:  # removed meanwhile
+                pass
+
+
+@contextlib.contextmanager
+def _no_stub_files():
+    """Define Gradio component subclasses without the `.pyi` stub Gradio writes beside them.
+
+    Gradio's component metaclass writes type stubs next to the defining module, a
+    help for authors of custom components; here it would litter apps/ (or fail in a
+    read-only install).
+    """
+    from gradio import component_meta
+
+    write = getattr(component_meta, "create_or_modify_pyi", None)
+    if write is not None:
+        component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        if write is not None:
+            component_meta.create_or_modify_pyi = write
+
+
+with _no_stub_files():
+
+    class AnnotatedImage(_OwnFiles, gr.AnnotatedImage):
+        """`gr.AnnotatedImage` with files of its own per response."""
+
+    class Image(_OwnFiles, gr.Image):
+        """`gr.Image` with files of its own per response."""
+
+    class Gallery(_OwnFiles, gr.Gallery):
+        """`gr.Gallery` with files of its own per response."""
 
 
 def _message(lines):
@@ -241,7 +327,7 @@ def build_app(demo, examples_dir=None):
                     button = gr.Button("Classify", variant="primary")
                 with gr.Column():
                     status = gr.Markdown(elem_id="classify-status")
-                    boxed = gr.AnnotatedImage(label="Faces found")
+                    boxed = AnnotatedImage(label="Faces found")
                     posterior = gr.Label(
                         label="Face 1: posterior by Bayes' rule", num_top_classes=8
                     )
@@ -272,8 +358,8 @@ def build_app(demo, examples_dir=None):
                     r_button = gr.Button("Retrieve", variant="primary")
                 with gr.Column():
                     r_status = gr.Markdown(elem_id="retrieve-status")
-                    r_query = gr.Image(label="Query face", interactive=False, height=120)
-                    r_gallery = gr.Gallery(label="Nearest gallery faces", columns=8, height=300)
+                    r_query = Image(label="Query face", interactive=False, height=120)
+                    r_gallery = Gallery(label="Nearest gallery faces", columns=8, height=300)
                     r_table = gr.Dataframe(
                         headers=["rank", "label", "distance", "gallery row"], interactive=False
                     )
@@ -295,13 +381,13 @@ def build_app(demo, examples_dir=None):
             c_status = gr.Markdown(elem_id="browse-status")
             # The grid is 16 faces wide: it gets the page's width, the map goes below.
             # Labels off: they would cover the figures' own titles.
-            c_grid = gr.Image(
+            c_grid = Image(
                 label="Groups: medoid and Top-16",
                 show_label=False,
                 elem_id="group-grid",
                 interactive=False,
             )
-            c_map = gr.Image(
+            c_map = Image(
                 label="2-D map of the embedding (t-SNE)",
                 show_label=False,
                 elem_id="embedding-map",
@@ -325,7 +411,7 @@ def build_app(demo, examples_dir=None):
                     a_button = gr.Button("Summarize", variant="primary")
                 with gr.Column():
                     a_status = gr.Markdown(elem_id="album-status")
-                    a_gallery = gr.Gallery(label="Representative faces", columns=4)
+                    a_gallery = Gallery(label="Representative faces", columns=4)
             a_button.click(
                 handlers.summarize,
                 [a_files, a_k, a_mode],

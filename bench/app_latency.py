@@ -3,6 +3,7 @@
 Run on demand (not part of the tests); prints the latencies measured in one run:
 
     python bench/app_latency.py [--gallery 28000] [--requests 50] [--arch fmpnet] [--http]
+    python bench/app_latency.py --requests 10 --concurrent 60     # 60 users at once
 
 The model is an untrained `--arch` SGMModel with 8 Gaussians (latency does not
 depend on training); the gallery holds `--gallery` embeddings with 48x48
@@ -60,6 +61,14 @@ def main():
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--arch", default="fmpnet")
     parser.add_argument("--http", action="store_true")
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also send N /classify requests at once from N clients, each downloading its "
+        "images (failures counted)",
+    )
     args = parser.parse_args()
 
     from keras_sgm import demo, faces
@@ -87,6 +96,8 @@ def main():
         print(f"engine classify + retrieve   {percentiles(seconds)}")
         if args.http:
             http_latency(repo, photo_path, args.requests)
+        if args.concurrent:
+            concurrent_latency(repo, photo_path, args.concurrent)
 
 
 def http_latency(repo, photo_path, requests):
@@ -110,6 +121,46 @@ def http_latency(repo, photo_path, requests):
             request()
             seconds.append(time.perf_counter() - start)
     print(f"HTTP /classify + /retrieve   {percentiles(seconds)}")
+
+
+def concurrent_latency(repo, photo_path, n):
+    """N users at once on the app (concurrency 4), each classifying the same photo."""
+    import concurrent.futures
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    sys.path.insert(0, str(ROOT))
+    from tests.app_support import running_app
+
+    detect = "Detect faces (OpenCV)"
+    with running_app(repo) as url:
+        Client(url, verbose=False).predict(
+            handle_file(photo_path), None, detect, api_name="/classify"
+        )
+
+        def user(_):
+            client = Client(url, verbose=False, download_files=False)
+            start = time.perf_counter()
+            boxed = client.predict(handle_file(photo_path), None, detect, api_name="/classify")[0]
+            for item in (boxed["image"], *(a["image"] for a in boxed["annotations"])):
+                httpx.get(item["url"], timeout=120).raise_for_status()
+            return time.perf_counter() - start
+
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(user, i) for i in range(n)]
+            seconds, failures = [], []
+            for future in futures:
+                try:
+                    seconds.append(future.result())
+                except Exception as error:  # noqa: BLE001 - every failure is counted
+                    failures.append(f"{type(error).__name__}: {error}")
+    print(
+        f"{n} concurrent /classify (+ image downloads)   {percentiles(seconds)}   "
+        f"failures {len(failures)} of {n}"
+    )
+    for failure in failures[:5]:
+        print("  ", failure)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,16 @@ def check_refused(result, name, *fragments):
 
 
 # ----------------------------------------------------------------- 1. load
-def test_concurrent_classify_requests_are_all_answered_identically(
+def _download(url, size):
+    """Fetch one output image over HTTP; assert it is whole and `size` pixels."""
+    response = httpx.get(url, timeout=60)
+    assert response.status_code == 200, url
+    with Image.open(io.BytesIO(response.content)) as image:
+        image.load()
+        assert image.size == size, url
+
+
+def test_sixty_concurrent_classify_requests_are_all_answered_with_their_own_files(
     server, client, app_examples, face_paths
 ):
     inputs = {
@@ -129,28 +138,35 @@ def test_concurrent_classify_requests_are_all_answered_identically(
         "surprise": (face_paths["surprise"], WHOLE, 1),
         "anger": (face_paths["anger"], WHOLE, 1),
     }
+    sizes = {}
+    for key, (path, _, _) in inputs.items():
+        with Image.open(path) as source:
+            sizes[key] = source.size
     # Answers one at a time first: what every concurrent answer must equal.
     expected = {
         key: check_classified(classify(client, path, mode), path.name, n)
         for key, (path, mode, n) in inputs.items()
     }
     keys = sorted(inputs)
-    n_threads, per_thread = 12, 4
+    n_threads, per_thread = 15, 4
     jobs = [[keys[(t + i) % len(keys)] for i in range(per_thread)] for t in range(n_threads)]
 
     def user(job_keys):
-        # One client (session) per simulated user. Output images are not downloaded
-        # while requests run: Gradio (processing_utils.save_pil_to_cache) rewrites the
-        # cache file of an output image in place, and concurrent requests with the same
-        # output image (the same photo, or same-sized face boxes) share that file, so a
-        # download can meet it half-written. They are fetched after the load instead.
+        # One client (session) per simulated user; each downloads its answer's images at
+        # once, while the other users' requests (the same photos) are being answered.
         own = _client(server, False)
         try:
             out = []
             for key in job_keys:
                 path, mode, _ = inputs[key]
+                began = time.monotonic()
                 job = own.submit(handle_file(str(path)), None, mode, api_name="/classify")
-                out.append((key, job.result(timeout=120)))
+                result = job.result(timeout=180)
+                boxed = result[0]
+                urls = (boxed["image"]["url"], *(a["image"]["url"] for a in boxed["annotations"]))
+                for url in urls:  # the photo, then one mask per face: whole images of its size
+                    _download(url, sizes[key])
+                out.append((key, result, urls, time.monotonic() - began))
             return out
         finally:
             own.close()
@@ -158,31 +174,24 @@ def test_concurrent_classify_requests_are_all_answered_identically(
     start = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
         futures = [pool.submit(user, job) for job in jobs]
-        _, pending = concurrent.futures.wait(futures, timeout=240)
+        _, pending = concurrent.futures.wait(futures, timeout=420)
     elapsed = time.monotonic() - start
     assert not pending, f"{len(pending)} of {n_threads} users unanswered after {elapsed:.0f} s"
-    answers = [answer for future in futures for answer in future.result()]
-    assert len(answers) == n_threads * per_thread == 48
-    assert sorted(key for key, _ in answers) == sorted(k for job in jobs for k in job)
-    for key, result in answers:
+    answers = [answer for future in futures for answer in future.result()]  # raises a failure
+    assert len(answers) == n_threads * per_thread == 60
+    assert sorted(key for key, *_ in answers) == sorted(k for job in jobs for k in job)
+    for key, result, urls, _ in answers:
         path, _, n = inputs[key]
         assert check_classified(result, path.name, n) == expected[key], key
-    # The pictures too: Gradio names output files by their content, so one set per input.
-    pictures = {}
-    for key, (boxed, *_) in answers:
-        urls = (boxed["image"]["url"], *(a["image"]["url"] for a in boxed["annotations"]))
         assert all(url.startswith(server) for url in urls), urls
-        pictures.setdefault(key, set()).add(urls)
-    assert {key: len(seen) for key, seen in pictures.items()} == dict.fromkeys(keys, 1)
-    for key, (urls,) in pictures.items():
-        with Image.open(inputs[key][0]) as source:
-            size = source.size
-        for url in urls:  # the photo, then one mask per face: whole images of its size
-            response = httpx.get(url, timeout=30)
-            assert response.status_code == 200, url
-            with Image.open(io.BytesIO(response.content)) as image:
-                image.load()
-                assert image.size == size, (key, url)
+    # Every response has files of its own, even for the same photo.
+    every_url = [url for *_, urls, _ in answers for url in urls]
+    assert len(set(every_url)) == len(every_url)
+    seconds = sorted(t for *_, t in answers)
+    print(
+        f"60 concurrent classify requests: p50 {np.percentile(seconds, 50):.2f} s, "
+        f"p95 {np.percentile(seconds, 95):.2f} s (reported, not asserted)"
+    )
 
 
 # ------------------------------------------------------------ 2. bad uploads
