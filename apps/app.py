@@ -163,9 +163,26 @@ def _display(photo, results):
     boxes = []
     for i, result in enumerate(results):
         x, y, w, h = (round(v * scale) for v in result.face.box)
-        prob = result.posterior[result.label]
-        boxes.append(((x, y, x + w, y + h), f"{i + 1}: {result.label} {prob:.2f}"))
+        boxes.append(((x, y, x + w, y + h), _caption(i + 1, result)))
     return pixels, boxes
+
+
+def _caption(number, result):
+    """`"1: happiness 0.93"`, with `" (uncertain)"` below the demo's level."""
+    text = f"{number}: {result.label} {result.posterior[result.label]:.2f}"
+    return text + (" (uncertain)" if result.uncertain else "")
+
+
+def synthetic_banner(demo):
+    """The warning shown first when the model was trained on the synthetic faces."""
+    if not demo.synthetic:
+        return ""
+    return (
+        "> ⚠️ **This model was trained on synthetic faces**: procedurally drawn cartoons, not "
+        "photos of people. It shows how the method works; **its answers on real photos mean "
+        "nothing**, and its test-split figures are on the synthetic faces. Serve a model "
+        "trained on real expressions with `--model` for real use."
+    )
 
 
 def _read(upload, webcam):
@@ -197,7 +214,7 @@ class Handlers:
         results = self.demo.classify(photo, whole=mode == WHOLE)
         return photo, results
 
-    def classify(self, upload, webcam, mode):
+    def classify(self, upload, webcam=None, mode=DETECT):
         try:
             photo, results = self._faces(upload, webcam, mode)
         except (faces.PhotoError, ValueError) as error:
@@ -208,7 +225,14 @@ class Handlers:
         for i, r in enumerate(results):
             votes = ", ".join(f"{name} {n}" for name, n in r.knn_votes.items())
             rows.append(
-                [i + 1, r.label, round(r.posterior[r.label], 4), r.knn_label or "-", votes or "-"]
+                [
+                    i + 1,
+                    r.label,
+                    round(r.posterior[r.label], 4),
+                    "uncertain" if r.uncertain else "clear",
+                    r.knn_label or "-",
+                    votes or "-",
+                ]
             )
         first = results[0]
         lines = [
@@ -219,9 +243,16 @@ class Handlers:
                 else "."
             )
         ]
+        unsure = [str(i + 1) for i, r in enumerate(results) if r.uncertain]
+        if unsure:
+            lines.append(
+                f"Uncertain: face(s) {', '.join(unsure)}, whose posterior is below "
+                f"{self.demo.uncertain_below:.2f} (the level 95% of the gallery's right "
+                "answers reach)."
+            )
         return _display(photo, results), first.posterior, rows, _message([*lines, *photo.notes])
 
-    def retrieve(self, upload, webcam, mode, k, which):
+    def retrieve(self, upload, webcam=None, mode=DETECT, k=8, which=1):
         try:
             photo, results = self._faces(upload, webcam, mode)
             if not results:
@@ -283,6 +314,25 @@ class Handlers:
         return items, _message([head, *summary.messages])
 
 
+def _examples(items, inputs, label, elem_id):
+    """Example photos as thumbnails; a click puts `(path, mode)` into `inputs`."""
+    shown = gr.Gallery(
+        [(str(path), path.stem) for path, _ in items],
+        label=label,
+        columns=min(len(items), 10),
+        height=150,
+        allow_preview=False,
+        elem_id=elem_id,
+    )
+
+    def choose(event: gr.SelectData):
+        path, mode = items[event.index]
+        return str(path), mode
+
+    shown.select(choose, None, inputs, api_name=False)
+    return shown
+
+
 def _photo_inputs(label):
     """A photo to upload, or to take with the webcam, and how to find its faces."""
     upload = gr.File(label=label, file_types=["image"], type="filepath")
@@ -311,11 +361,15 @@ def build_app(demo, examples_dir=None):
         )
         if v in metrics
     ]
+    trained_on = f" ({demo.trained_on})" if demo.trained_on else ""
     with gr.Blocks(title="keras_sgm: facial expressions") as app:
+        banner = synthetic_banner(demo)
+        if banner:
+            gr.Markdown(banner, elem_id="synthetic-warning")
         gr.Markdown(
             f"# Facial expressions with deep metric structured learning\n"
             f"Model: `{demo.title}` ({len(demo.class_names)} classes"
-            + (f"; test split: {', '.join(figures)}" if figures else "")
+            + (f"; test split{trained_on}: {', '.join(figures)}" if figures else "")
             + f"; gallery: {len(demo.index) if demo.index is not None else 0} faces)."
         )
         with gr.Accordion("About the method", open=False):
@@ -326,13 +380,21 @@ def build_app(demo, examples_dir=None):
                     upload, webcam, mode = _photo_inputs("Photo")
                     button = gr.Button("Classify", variant="primary")
                 with gr.Column():
-                    status = gr.Markdown(elem_id="classify-status")
+                    status = gr.Markdown(label="Status", elem_id="classify-status")
                     boxed = AnnotatedImage(label="Faces found")
                     posterior = gr.Label(
-                        label="Face 1: posterior by Bayes' rule", num_top_classes=8
+                        label="Face 1: posterior by Bayes' rule, every class",
+                        num_top_classes=len(demo.class_names),
                     )
                     table = gr.Dataframe(
-                        headers=["face", "Bayes class", "probability", "kNN vote", "votes (K)"],
+                        headers=[
+                            "face",
+                            "Bayes class",
+                            "probability",
+                            "confidence",
+                            "kNN vote",
+                            "votes (K)",
+                        ],
                         label="Every face",
                         interactive=False,
                     )
@@ -343,11 +405,11 @@ def build_app(demo, examples_dir=None):
                 api_name="classify",
             )
             if examples:
-                gr.Examples(
-                    [[str(examples["group"]), DETECT]]
-                    + [[str(p), WHOLE] for p in examples["faces"]],
-                    inputs=[upload, mode],
-                    label="Examples (synthetic faces: a stand-in, not real people)",
+                _examples(
+                    [(examples["group"], DETECT)] + [(p, WHOLE) for p in examples["faces"]],
+                    [upload, mode],
+                    "Examples: click one (synthetic faces, a stand-in, not real people)",
+                    "classify-examples",
                 )
         with gr.Tab("Retrieve"):
             with gr.Row():
@@ -357,11 +419,13 @@ def build_app(demo, examples_dir=None):
                     r_face = gr.Number(value=1, precision=0, label="Face number (left to right)")
                     r_button = gr.Button("Retrieve", variant="primary")
                 with gr.Column():
-                    r_status = gr.Markdown(elem_id="retrieve-status")
+                    r_status = gr.Markdown(label="Status", elem_id="retrieve-status")
                     r_query = Image(label="Query face", interactive=False, height=120)
                     r_gallery = Gallery(label="Nearest gallery faces", columns=8, height=300)
                     r_table = gr.Dataframe(
-                        headers=["rank", "label", "distance", "gallery row"], interactive=False
+                        headers=["rank", "label", "distance", "gallery row"],
+                        label="Matches",
+                        interactive=False,
                     )
             r_button.click(
                 handlers.retrieve,
@@ -370,15 +434,18 @@ def build_app(demo, examples_dir=None):
                 api_name="retrieve",
             )
             if examples:
-                gr.Examples(
-                    [[str(p), WHOLE] for p in examples["faces"][:4]], inputs=[r_upload, r_mode]
+                _examples(
+                    [(p, WHOLE) for p in examples["faces"][:4]],
+                    [r_upload, r_mode],
+                    "Examples: click one",
+                    "retrieve-examples",
                 )
         with gr.Tab("Browse clusters"):
             with gr.Row():
                 c_class = gr.Dropdown(demo.class_names, value=demo.class_names[0], label="Class")
                 c_groups = gr.Slider(2, 8, value=4, step=1, label="EM groups (without DGMS)")
                 c_button = gr.Button("Show", variant="primary")
-            c_status = gr.Markdown(elem_id="browse-status")
+            c_status = gr.Markdown(label="Status", elem_id="browse-status")
             # The grid is 16 faces wide: it gets the page's width, the map goes below.
             # Labels off: they would cover the figures' own titles.
             c_grid = Image(
@@ -410,7 +477,7 @@ def build_app(demo, examples_dir=None):
                     a_mode = gr.Radio([DETECT, WHOLE], value=DETECT, label="Faces")
                     a_button = gr.Button("Summarize", variant="primary")
                 with gr.Column():
-                    a_status = gr.Markdown(elem_id="album-status")
+                    a_status = gr.Markdown(label="Status", elem_id="album-status")
                     a_gallery = Gallery(label="Representative faces", columns=4)
             a_button.click(
                 handlers.summarize,
@@ -419,11 +486,17 @@ def build_app(demo, examples_dir=None):
                 api_name="summarize",
             )
             if examples:
-                gr.Examples(
-                    [[[str(p) for p in examples["album"]], 8, WHOLE]],
-                    inputs=[a_files, a_k, a_mode],
-                    label="Example album: 24 synthetic faces",
+                album = [str(p) for p in examples["album"]]
+                gr.Gallery(
+                    album,
+                    label=f"Example album: {len(album)} synthetic faces",
+                    columns=12,
+                    height=150,
+                    allow_preview=False,
+                    elem_id="album-example",
                 )
+                use = gr.Button("Use the example album")
+                use.click(lambda: (album, 8, WHOLE), None, [a_files, a_k, a_mode], api_name=False)
     return app
 
 

@@ -57,6 +57,8 @@ class FaceResult:
         knn_votes: `{class name: votes}` among the `k` nearest gallery
             images, most votes first (empty without a gallery).
         knn_label: the kNN decision (ties go to the nearer class), or None.
+        uncertain: whether the Bayes answer's posterior is below the demo's
+            `uncertain_below` level.
     """
 
     face: faces_lib.Face
@@ -64,6 +66,7 @@ class FaceResult:
     posterior: dict
     knn_votes: dict
     knn_label: str | None
+    uncertain: bool = False
 
     @property
     def label(self):
@@ -113,6 +116,14 @@ class ExpressionDemo:
             side of the face crop.
         title: str, shown by the app (default: the model's name).
         metrics: optional dict, the model's evaluation (`metrics.json`).
+        config: optional dict, the model's training config
+            (`training_config.json`); its `dataset` is what the app says the
+            model was trained on.
+        uncertain_below: optional float in (0, 1); a face whose Bayes answer
+            has a lower posterior is marked uncertain. Default: chosen on the
+            gallery (the split saved with the model), as the posterior that
+            95% of the gallery's right Bayes answers reach (0.5 without a
+            gallery).
 
     Example:
     >>> import keras, numpy as np, keras_sgm
@@ -128,7 +139,16 @@ class ExpressionDemo:
     """
 
     def __init__(
-        self, model, gallery=None, detector=None, knn_k=11, margin=0.2, title=None, metrics=None
+        self,
+        model,
+        gallery=None,
+        detector=None,
+        knn_k=11,
+        margin=0.2,
+        title=None,
+        metrics=None,
+        config=None,
+        uncertain_below=None,
     ):
         from keras_sgm.model import SGMModel
 
@@ -172,6 +192,29 @@ class ExpressionDemo:
                 )
             self.index = ExactIndex(gallery.embeddings, gallery.labels)
             self.knn_k = min(self.knn_k, len(self.index))
+        self.trained_on = (config or {}).get("dataset")
+        if uncertain_below is None:
+            uncertain_below = self._uncertainty_level()
+        elif not 0.0 < float(uncertain_below) < 1.0:
+            raise ValueError(f"uncertain_below must be in (0, 1); received {uncertain_below}.")
+        self.uncertain_below = float(uncertain_below)
+
+    def _uncertainty_level(self, share=0.95):
+        """The posterior that `share` of the gallery's right Bayes answers reach (else 0.5)."""
+        if self.gallery is None or not len(self.gallery.labels):
+            return 0.5
+        posterior = self.model.posterior_from_embeddings(self.gallery.embeddings)
+        answers = self.model.classes_[np.argmax(posterior, axis=1)]
+        right = posterior.max(axis=1)[answers == self.gallery.labels]
+        if not len(right):
+            return 0.5
+        return float(np.clip(np.quantile(right, 1.0 - share), 1e-6, 1.0 - 1e-6))
+
+    @property
+    def synthetic(self):
+        """Whether the model was trained on the synthetic faces (its answers on real photos
+        mean nothing)."""
+        return self.trained_on == "synthetic_faces"
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -184,7 +227,9 @@ class ExpressionDemo:
         if Path(title).is_dir():
             title = Path(title).resolve().name
         kwargs.setdefault("title", title)
-        return cls(repo.model, gallery=repo.gallery, metrics=repo.metrics, **kwargs)
+        return cls(
+            repo.model, gallery=repo.gallery, metrics=repo.metrics, config=repo.config, **kwargs
+        )
 
     @property
     def has_thumbnails(self):
@@ -234,7 +279,10 @@ class ExpressionDemo:
         for i, face in enumerate(found):
             order = np.argsort(-posterior[i], kind="stable")
             probs = {self.name_of(classes[j]): float(posterior[i, j]) for j in order}
-            results.append(FaceResult(face, embeddings[i], probs, votes[i], decisions[i]))
+            uncertain = float(posterior[i].max()) < self.uncertain_below
+            results.append(
+                FaceResult(face, embeddings[i], probs, votes[i], decisions[i], uncertain)
+            )
         return results
 
     def faces_of(self, photo, whole=False):

@@ -194,3 +194,26 @@ def test_summarize_album_with_a_bad_file(page, app_examples, tmp_path):
     expect(status).to_contain_text(re.compile(r"Skipped: notes\.jpg is not an image"))
     thumbnails = block(page, "Representative faces").locator("img")
     expect(thumbnails).to_have_count(6)
+
+
+def test_the_warning_comes_first_and_examples_are_clickable_thumbnails(page, tmp_path):
+    warning = page.locator("#synthetic-warning")
+    expect(warning).to_contain_text("trained on synthetic faces")
+    header = page.get_by_role("heading", name=re.compile("Facial expressions"))
+    assert warning.bounding_box()["y"] < header.bounding_box()["y"]
+    thumbnails = page.locator("#classify-examples img")
+    expect(thumbnails.first).to_be_visible()
+    assert thumbnails.count() >= 8
+    thumbnails.nth(1).click()  # a face crop: it becomes the upload, with its mode
+    expect(block(page, "Photo").get_by_test_id("download-link")).to_have_count(1)
+    expect(page.get_by_role("radio", name=WHOLE)).to_be_checked()
+    page.get_by_role("button", name="Classify", exact=True).click()
+    expect(page.locator("#classify-status")).to_contain_text("1 face(s) in")
+    # The album example fits the page: nothing overflows sideways.
+    page.get_by_role("tab", name="Summarize album").click()
+    expect(page.locator("#album-example img").first).to_be_visible()
+    width = page.evaluate("document.documentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.get_by_role("button", name="Use the example album").click()
+    expect(block(page, "Photos").get_by_test_id("download-link")).to_have_count(24)
+    page.screenshot(path=tmp_path / "examples.png", full_page=True)

@@ -81,16 +81,26 @@ def check_classified(result, name, n_faces):
     assert not status.startswith(WARNING), status
     assert status.startswith(f"- {n_faces} face(s) in {name}. Face 1: **"), status
     rows = table["data"]
-    assert table["headers"] == ["face", "Bayes class", "probability", "kNN vote", "votes (K)"]
+    assert table["headers"] == [
+        "face",
+        "Bayes class",
+        "probability",
+        "confidence",
+        "kNN vote",
+        "votes (K)",
+    ]
     assert [row[0] for row in rows] == list(range(1, n_faces + 1))
     for row in rows:
-        assert row[1] in FERPLUS_CLASSES and row[3] in FERPLUS_CLASSES
-        assert 0.0 <= row[2] <= 1.0
-        votes = [int(v.rsplit(" ", 1)[1]) for v in row[4].split(", ")]
+        assert row[1] in FERPLUS_CLASSES and row[4] in FERPLUS_CLASSES
+        assert 0.0 <= row[2] <= 1.0 and row[3] in ("clear", "uncertain")
+        votes = [int(v.rsplit(" ", 1)[1]) for v in row[5].split(", ")]
         assert sum(votes) == 11, row  # K = 11 neighbours, all voting
     # The boxes, the posterior and the status tell the same as the table.
     captions = [a["label"] for a in boxed["annotations"]]
-    assert captions == [f"{r[0]}: {r[1]} {r[2]:.2f}" for r in rows]
+    marks = {"clear": "", "uncertain": " (uncertain)"}
+    assert captions == [f"{r[0]}: {r[1]} {r[2]:.2f}{marks[r[3]]}" for r in rows]
+    unsure = [str(r[0]) for r in rows if r[3] == "uncertain"]
+    assert ("Uncertain: face(s) " + ", ".join(unsure) in status) == bool(unsure), status
     assert label["label"] == rows[0][1] and f"Face 1: **{rows[0][1]}**" in status
     confidences = [c["confidence"] for c in label["confidences"]]
     assert len(confidences) == len(FERPLUS_CLASSES) and sum(confidences) == pytest.approx(1.0)
@@ -322,6 +332,34 @@ def test_odd_but_usable_upload_is_classified_with_a_note(
     # The model saw what the note says: the same pixels as the plain photo.
     plain = check_classified(classify(client, same, WHOLE), same.name, 1)
     assert answer[:2] == plain[:2]
+
+
+def test_every_endpoint_names_its_outputs_and_the_webcam_is_optional(client, face_paths):
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(info) >= {"/classify", "/retrieve", "/browse", "/summarize"}
+    for name, endpoint in info.items():
+        labels = [r["label"] for r in endpoint["returns"]]
+        assert not [x for x in labels if x.startswith("value_")], (name, labels)
+    for name in ("/classify", "/retrieve"):
+        webcam = [p for p in info[name]["parameters"] if p["parameter_name"] == "webcam"]
+        assert webcam and webcam[0]["parameter_has_default"], name
+    # so an API user passes the photo alone
+    result = client.predict(handle_file(str(face_paths["happiness"])), api_name="/classify")
+    check_classified(result, "happiness.png", 1)
+
+
+def test_a_synthetic_model_says_so_at_the_top(app_repo):
+    from tests.app_support import app_module
+
+    app = app_module()
+    demo = app.load_demo(str(app_repo[0]))
+    banner = app.synthetic_banner(demo)
+    assert "trained on synthetic faces" in banner and "mean nothing" in banner
+    blocks = app.build_app(demo)
+    first = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None))
+    assert first.elem_id == "synthetic-warning"  # the first thing on the page
+    demo.trained_on = "ferplus"
+    assert app.synthetic_banner(demo) == ""
 
 
 def test_no_upload_and_webcam_photo(client, face_paths, still_serving):

@@ -220,3 +220,23 @@ def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
     assert demo.ensure_demo_model(directory) == directory
     monkeypatch.setenv(demo.DEMO_MODEL_ENV, str(directory))
     assert demo.default_demo_dir() == directory
+
+
+def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
+    _, images, labels = app_repo
+    posterior = engine.model.posterior_from_embeddings(engine.gallery.embeddings)
+    answers = engine.model.classes_[np.argmax(posterior, axis=1)]
+    right = posterior.max(axis=1)[answers == engine.gallery.labels]
+    # 95% of the gallery's right answers reach the level, 5% do not
+    assert np.mean(right >= engine.uncertain_below) == pytest.approx(0.95, abs=0.02)
+    assert engine.synthetic and engine.trained_on == "synthetic_faces"
+    crop = (images[0, ..., 0] * 255).astype("uint8")
+    results = engine.classify(keras_sgm.faces.read_photo(crop, name="crop.png"), whole=True)
+    assert results[0].uncertain == (max(results[0].posterior.values()) < engine.uncertain_below)
+    # a level given by hand is used as is, and checked
+    strict = demo.ExpressionDemo(engine.model, engine.gallery, detector=False, uncertain_below=0.99)
+    assert strict.uncertain_below == 0.99 and not strict.synthetic
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="uncertain_below must be in"):
+            demo.ExpressionDemo(engine.model, detector=False, uncertain_below=bad)
+    assert demo.ExpressionDemo(engine.model, detector=False).uncertain_below == 0.5
