@@ -164,7 +164,7 @@ def gaussian_log_posterior(embeddings, means, sigma, present=None, scale=None):
     return logits - ops.logsumexp(logits, axis=1, keepdims=True)
 
 
-def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None):
+def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None, subclass_weight=0.0):
     """Structured Gaussian Manifold loss, one value per sample.
 
     Each class present in the batch is a Gaussian `N(mu_c, sigma^2 I)` with
@@ -186,6 +186,9 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None):
     of its sub-classes' posteriors, and it is these class posteriors that are
     compared with the class labels. A class may then keep several modes: its
     sub-classes are not pushed apart from each other, only from other classes.
+    `subclass_weight` > 0 adds that many times the plain loss on the sub-class
+    labels: sub-classes are then also kept apart, so the class keeps its modes
+    instead of collapsing onto one Gaussian.
 
     Args:
         labels: hard or soft labels (module docstring); hard sub-class ids
@@ -195,6 +198,8 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None):
         leave_one_out: bool, default False (the paper's Eq. 2-4).
         classes: optional hard class ids `[batch]` of the samples, whose
             sub-class ids `labels` holds (DGMS mixture).
+        subclass_weight: float >= 0, default 0; with `classes`, the weight of
+            the sub-class term added to the class-mixture term.
 
     Returns:
         `[batch]` per-sample losses.
@@ -216,13 +221,16 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None):
         scale = ops.where(ops.greater(rest, 1e-6), ops.square(ops.divide_no_nan(totals, rest)), 1.0)
     log_post = gaussian_log_posterior(embeddings, means, sigma, present, scale)
     posterior = ops.exp(log_post) * present[None, :]
+    extra = 0.0
+    if classes is not None and subclass_weight:
+        extra = subclass_weight * ops.sum(ops.square(posterior - targets), axis=1)
     if classes is not None:
         # Column j of `same_class` is the class of sample j; `class_present` keeps
         # one column per class. posterior @ same_class sums the sub-classes of each.
         same_class, _, class_present = label_structure(classes, embeddings)
         posterior = ops.matmul(posterior, same_class) * class_present[None, :]
         targets = same_class * class_present[None, :]
-    return ops.sum(ops.square(posterior - targets), axis=1)
+    return ops.sum(ops.square(posterior - targets), axis=1) + extra
 
 
 def _same_class_ids(labels, embeddings):
@@ -448,6 +456,9 @@ class SGMLoss(_MetricLoss):
             such pairs (after `SubclassSplitter` splits). Other losses would
             read `[batch, 2]` pairs as 2-class soft labels: use pairs with
             `mixture=True` only.
+        subclass_weight: float >= 0, default 0. With `mixture`, add this many
+            times SGMLoss on the sub-class ids beside the class-mixture term,
+            so sub-classes stay apart (DGMS `dgms_loss="both"` uses 1).
         reduction: Keras loss reduction, default `"sum_over_batch_size"`.
         name: string, default `"sgm_loss"`.
         dtype: the dtype of the loss computation, default float32 (kept in
@@ -467,15 +478,18 @@ class SGMLoss(_MetricLoss):
         sigma=1.0,
         leave_one_out=False,
         mixture=False,
+        subclass_weight=0.0,
         reduction="sum_over_batch_size",
         name="sgm_loss",
         dtype=None,
     ):
         sigma = _number(sigma, "SGMLoss sigma")
+        subclass_weight = _number(subclass_weight, "SGMLoss subclass_weight", strict=False)
         super().__init__(name=name, reduction=reduction, dtype=dtype or "float32")
         self.sigma = sigma
         self.leave_one_out = _flag(leave_one_out, "SGMLoss leave_one_out")
         self.mixture = _flag(mixture, "SGMLoss mixture")
+        self.subclass_weight = subclass_weight
 
     @property
     def label_pairs(self):
@@ -486,13 +500,23 @@ class SGMLoss(_MetricLoss):
         if self.mixture and len(y_true.shape) == 2 and y_true.shape[-1] == 2:
             y_true, classes = y_true[:, 0], y_true[:, 1]
         return sgm_loss(
-            y_true, y_pred, sigma=self.sigma, leave_one_out=self.leave_one_out, classes=classes
+            y_true,
+            y_pred,
+            sigma=self.sigma,
+            leave_one_out=self.leave_one_out,
+            classes=classes,
+            subclass_weight=self.subclass_weight,
         )
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"sigma": self.sigma, "leave_one_out": self.leave_one_out, "mixture": self.mixture}
+            {
+                "sigma": self.sigma,
+                "leave_one_out": self.leave_one_out,
+                "mixture": self.mixture,
+                "subclass_weight": self.subclass_weight,
+            }
         )
         return config
 

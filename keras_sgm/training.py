@@ -46,9 +46,11 @@ DATASETS = (
 )
 
 
-DGMS_LOSSES = ("mixture", "subclass")
+DGMS_LOSSES = ("mixture", "subclass", "both")
 """How SGMLoss trains on DGMS sub-classes: classes as mixtures of their sub-classes'
-Gaussians (compared on class posteriors), or every sub-class as a class of its own."""
+Gaussians (compared on class posteriors), every sub-class as a class of its own, or
+both terms summed (the mixture keeps classes apart, the sub-class term keeps each
+class's modes)."""
 
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a run may train under (None: float32)."""
@@ -93,7 +95,8 @@ class TrainConfig:
     it on the embedding with `dgms_loss="subclass"`).
     `dgms_loss="mixture"` (default, SGMLoss
     only) trains each class as the mixture of its sub-classes' Gaussians;
-    `"subclass"` treats every sub-class as a class (triplet runs always do).
+    `"subclass"` treats every sub-class as a class (triplet runs always do);
+    `"both"` sums the two (SGMLoss's `subclass_weight=1`).
     An epoch keeps the number of batches of the first labelling; with the
     default `classes_per_batch=None` every batch holds every sub-class, so
     batches (and epochs) grow `dgms_clusters` times per level, and every
@@ -682,6 +685,7 @@ def build_models(config, input_shape, class_names):
             sigma=config.sigma,
             leave_one_out=config.leave_one_out,
             mixture=_mixture(config),
+            subclass_weight=1.0 if _mixture(config) and config.dgms_loss == "both" else 0.0,
         )
     else:
         loss = keras_sgm.TripletLoss(margin=config.margin, mining=config.mining)
@@ -691,7 +695,11 @@ def build_models(config, input_shape, class_names):
 
 def _mixture(config):
     """Whether the run trains SGMLoss on (sub-class, class) pairs (DGMS mixture)."""
-    return bool(config.dgms_levels) and config.method == "sgm" and config.dgms_loss == "mixture"
+    return (
+        bool(config.dgms_levels)
+        and config.method == "sgm"
+        and config.dgms_loss in ("mixture", "both")
+    )
 
 
 def finished_epochs(out):
@@ -919,7 +927,7 @@ def _train(config, strategy, chief, callbacks):
         metrics["dgms"] = dgms_outputs(
             train_emb, splitter, train_split, names, out, extras.get("subgroup"), config.seed
         )
-        metrics["dgms"]["loss"] = "mixture" if _mixture(config) else "subclass"
+        metrics["dgms"]["loss"] = config.dgms_loss if _mixture(config) else "subclass"
     write_json(out / "metrics.json", metrics)
     shutil.rmtree(out / "backup", ignore_errors=True)  # the run is complete
     return metrics

@@ -307,6 +307,19 @@ class TestMixture:
         compiled = tf.function(lambda y, e: loss(y, e), jit_compile=True)
         np.testing.assert_allclose(compiled(pairs, x).numpy(), expected, rtol=1e-4, atol=1e-6)
 
+    @pytest.mark.parametrize("weight", [0.5, 1.0])
+    def test_a_subclass_term_beside_the_class_term(self, weight):
+        sub, classes, x = self._pairs(3)
+        both = keras_sgm.SGMLoss(sigma=0.7, mixture=True, subclass_weight=weight, reduction=None)
+        expected = reference.sgm_mixture_loss(sub, classes, x, sigma=0.7) + weight * (
+            reference.sgm_loss(sub, x, sigma=0.7)
+        )
+        got = both(np.stack([sub, classes], axis=1), x).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+        assert keras_sgm.SGMLoss.from_config(both.get_config()).subclass_weight == weight
+        with pytest.raises(ValueError, match="subclass_weight must be a finite number >= 0"):
+            keras_sgm.SGMLoss(mixture=True, subclass_weight=-1.0)
+
     def test_one_subclass_per_class_is_the_plain_loss(self):
         labels, x = _batch(3)
         np.testing.assert_allclose(
