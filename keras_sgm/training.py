@@ -52,6 +52,11 @@ Gaussians (compared on class posteriors), every sub-class as a class of its own,
 both terms summed (the mixture keeps classes apart, the sub-class term keeps each
 class's modes)."""
 
+DEFAULT_EMBEDDING_RADIUS = {"sgm": 2.0, "triplet": 0.0, "ce": 0.0}
+"""Each method's embedding when `embedding_radius` is None: SGMLoss on a sphere of
+radius 2 (its fixed sigma needs a fixed scale: see docs/sgm_on_real_images.md),
+triplet loss and the softmax CNN unnormalised (0)."""
+
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a run may train under (None: float32)."""
 
@@ -106,6 +111,13 @@ class TrainConfig:
     random horizontal flips, small shifts, zooms (crops) and rotations
     (`keras_sgm.data.augmenter`, Keras preprocessing layers in `tf.data`).
     Off by default: the paper trains without it.
+
+    `embedding_radius` puts the embedding on a sphere of that radius
+    (`keras_sgm.backbones.on_sphere`); 0 leaves it unnormalised; None (default)
+    takes the method's default (`DEFAULT_EMBEDDING_RADIUS`): 2 for SGMLoss, whose
+    fixed sigma otherwise meets whatever scale the backbone starts at (uniform
+    posteriors for FMPNet, saturated ones for ResNet18), 0 for triplet loss and
+    the softmax CNN. config.json records the value used.
 
     An image folder with unreadable files is refused, every bad file named;
     `skip_unreadable` trains without them (warning with their count and names).
@@ -200,8 +212,21 @@ class TrainConfig:
         path = Path(output) / "config.json"
         if not path.is_file():
             raise ValueError(f"Nothing to resume in {output}: no config.json of an earlier run.")
-        saved = {**_BEFORE_ADDED, **json.loads(path.read_text())}
+        saved = read_saved_config(path.parent)
         return cls.from_dict({**saved, **changes, "output": str(output), "resume": True})
+
+    @property
+    def radius(self):
+        """The embedding's radius this run uses: `embedding_radius`, else the method's
+        default (`DEFAULT_EMBEDDING_RADIUS`); 0 means unnormalised."""
+        if self.embedding_radius is not None:
+            return float(self.embedding_radius)
+        return DEFAULT_EMBEDDING_RADIUS.get(self.method, 0.0)
+
+    def resolved(self):
+        """This config with every default that depends on another setting made explicit
+        (what config.json records, so a saved run says what it trained)."""
+        return dataclasses.replace(self, embedding_radius=self.radius)
 
     @property
     def soft_labels(self):
@@ -237,10 +262,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive number; received {value}.")
         if not 0 <= self.margin < np.inf:
             raise ValueError(f"margin must be a number >= 0; received {self.margin}.")
-        if self.embedding_radius is not None and not 0 < self.embedding_radius < np.inf:
+        if self.embedding_radius is not None and not 0 <= self.embedding_radius < np.inf:
             raise ValueError(
-                "embedding_radius must be a positive number (or None: unnormalised "
-                f"embeddings); received {self.embedding_radius}."
+                "embedding_radius must be a number >= 0 (0: unnormalised embeddings; None: "
+                f"the method's default); received {self.embedding_radius}."
             )
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
@@ -559,7 +584,7 @@ _BEFORE_ADDED = {  # dgms_pca_dims None: every column
     "augment": False,
     "dgms_schedule": "split",
     "dgms_covariance": "spherical",
-    "embedding_radius": None,
+    "embedding_radius": 0.0,
     "skip_unreadable": False,
 }
 
@@ -575,12 +600,24 @@ RESUMABLE_CHANGES = (
 """Settings a resumed run may change; any other difference is refused."""
 
 
+def read_saved_config(out):
+    """The settings in `out/config.json`, as they were meant when it was written.
+
+    Settings added since read as `_BEFORE_ADDED`; an `embedding_radius` of null,
+    written before the methods had their own defaults, meant unnormalised (0).
+    """
+    saved = {**_BEFORE_ADDED, **json.loads((Path(out) / "config.json").read_text())}
+    if saved.get("embedding_radius") is None:
+        saved["embedding_radius"] = 0.0
+    return saved
+
+
 def changed_settings(config, out, may_differ=RESUMABLE_CHANGES):
     """`"key: saved -> current, ..."` for the settings of `config` that differ from the run
     saved in `out` (its config.json, settings added since read as they then were), leaving
     out `may_differ`; `""` when none do."""
-    saved = {**_BEFORE_ADDED, **json.loads((Path(out) / "config.json").read_text())}
-    current = dataclasses.asdict(config)
+    saved = read_saved_config(out)
+    current = dataclasses.asdict(config.resolved())
     changed = sorted(
         key for key in current if key not in may_differ and saved.get(key) != current[key]
     )
@@ -656,8 +693,8 @@ def build_models(config, input_shape, class_names):
     encoder = backbones.get(
         config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim, **options
     )
-    if config.embedding_radius:
-        encoder = backbones.on_sphere(encoder, config.embedding_radius)
+    if config.radius:
+        encoder = backbones.on_sphere(encoder, config.radius)
     embedder = keras_sgm.SGMModel(
         encoder,
         sigma=config.sigma,
@@ -775,7 +812,7 @@ def train(config, callbacks=()):
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    config.validated()
+    config = config.validated().resolved()
     from keras_sgm import distribute
 
     strategy = distribute.make_strategy(config.strategy, config.replicas)  # before any TF op

@@ -173,6 +173,30 @@ def test_a_run_saved_before_dgms_pca_dims_existed_resumes_as_it_was(tmp_path):
     assert TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": 0}).dgms_pca_dims == 0
 
 
+def test_each_method_has_its_embedding_radius_and_config_json_records_it(folder, tmp_path):
+    from keras_sgm.training import build_models, changed_settings
+
+    assert TrainConfig().radius == 2.0 and TrainConfig(method="triplet").radius == 0.0
+    assert TrainConfig(method="ce").radius == 0.0
+    assert TrainConfig(embedding_radius=0).radius == 0.0  # SGM unnormalised, on request
+    assert TrainConfig(method="triplet", embedding_radius=3).radius == 3.0
+    with pytest.raises(ValueError, match="embedding_radius must be a number >= 0"):
+        TrainConfig.from_dict({"embedding_radius": -1.0})
+    names = lambda m: {layer.name for layer in m.encoder.layers}  # noqa: E731
+    sgm = build_models(TrainConfig(image_size=32, embedding_dim=8), (32, 32, 1), ["a", "b"])[1]
+    assert "embedding_radius" in names(sgm)
+    tri = build_models(TrainConfig(method="triplet", image_size=32), (32, 32, 1), ["a", "b"])[1]
+    assert "embedding_radius" not in names(tri)
+    out = tmp_path / "run"
+    train(_config(folder, out, epochs=1))
+    assert json.loads((out / "config.json").read_text())["embedding_radius"] == 2.0
+    # a config.json written when null meant "unnormalised" is read as it was meant
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "embedding_radius": None}))
+    assert "embedding_radius: 0.0 -> 2.0" in changed_settings(TrainConfig(**saved), out)
+    assert TrainConfig.resumed(out).radius == 0.0
+
+
 def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="simulated crash"):
