@@ -98,10 +98,13 @@ class TrainConfig:
     `dgms_method="em"` with `dgms_covariance="full"` is their
     full-covariance Gaussian mixture (`configs/paper_dgms.yaml` runs all of
     it on the embedding with `dgms_loss="subclass"`).
-    `dgms_loss="mixture"` (default, SGMLoss
-    only) trains each class as the mixture of its sub-classes' Gaussians;
-    `"subclass"` treats every sub-class as a class (triplet runs always do);
-    `"both"` sums the two (SGMLoss's `subclass_weight=1`).
+    `dgms_loss="subclass"` (default) treats every sub-class as a class
+    (triplet runs always do): the only loss whose final embedding keeps the
+    sub-classes (mnist_pairs, 3 seeds: NMI against the hidden digits 0.67 with
+    pixels, 0.80 with features, against 0.006 for `"mixture"`;
+    docs/sgm_on_real_images.md). `"mixture"` (SGMLoss only) trains each class
+    as the mixture of its sub-classes' Gaussians, which lets the sub-classes
+    collapse into one; `"both"` sums the two (SGMLoss's `subclass_weight=1`).
     An epoch keeps the number of batches of the first labelling; with the
     default `classes_per_batch=None` every batch holds every sub-class, so
     batches (and epochs) grow `dgms_clusters` times per level, and every
@@ -168,7 +171,7 @@ class TrainConfig:
     dgms_schedule: str = "split"
     dgms_covariance: str = "spherical"
     dgms_pca_dims: int | None = 64
-    dgms_loss: str = "mixture"
+    dgms_loss: str = "subclass"
     strategy: str = "none"
     replicas: int | None = None
     mixed_precision: str | None = None
@@ -586,6 +589,7 @@ _BEFORE_ADDED = {  # dgms_pca_dims None: every column
     "dgms_covariance": "spherical",
     "embedding_radius": 0.0,
     "skip_unreadable": False,
+    "dgms_loss": "subclass",  # before the mixture loss, every sub-class was a class
 }
 
 RESUMABLE_CHANGES = (

@@ -59,7 +59,7 @@ def build_parser():
     parser.add_argument("--every", type=int, default=2, help="epochs before the split")
     parser.add_argument("--clusters", type=int, default=None, help="default: the hidden groups")
     parser.add_argument("--representations", nargs="+", default=list(REPRESENTATIONS))
-    parser.add_argument("--losses", nargs="+", default=["mixture"], choices=list(DGMS_LOSSES))
+    parser.add_argument("--losses", nargs="+", default=["subclass"], choices=list(DGMS_LOSSES))
     parser.add_argument(
         "--runs",
         nargs="+",

@@ -523,10 +523,11 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     dgms = metrics["dgms"]
     assert dgms["representation"] == "pixels" and dgms["subclasses"] == 10
-    assert dgms["loss"] == "mixture"
+    assert dgms["loss"] == "subclass"  # the default: every sub-class trained as a class
     assert len(dgms["levels"]) == 1 and dgms["levels"][0]["epoch"] == 1  # not split again
     # The split recovers the hidden digits (the target: NMI >= 0.5).
     assert dgms["subclass_nmi_vs_hidden"] >= 0.5
+    assert metrics["hidden_group_nmi"] >= 0.5  # and the trained embedding keeps them
     assert dgms["levels"][0]["knn_accuracy_before_split"] > 0.5
     assert metrics["knn_accuracy"] > 0.8  # 5 classes: chance is 0.2
     for figure in ("tsne_subclasses.png", "subclass_groups.png"):
