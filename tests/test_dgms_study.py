@@ -19,7 +19,7 @@ def study():
         ("embedding_radius=x", "Config key 'embedding_radius' needs a float; received 'x'"),
         ("leave_one_out=maybe", "Config key 'leave_one_out' needs a bool"),
         ("embedding_radius", "expected KEY=VALUE"),
-        ("embedding_radius=-1", "embedding_radius must be a positive number"),
+        ("embedding_radius=-1", "embedding_radius must be a number >= 0"),
     ],
 )
 def test_bad_settings_are_named_and_nothing_runs(study, tmp_path, capsys, pair, message):
