@@ -72,7 +72,9 @@ class _OwnFiles:
     """
 
     MAX_AGE_S = 3600
+    PRUNE_EVERY_S = 60  # not on every response: the folder holds up to an hour's answers
     _local = threading.local()
+    _pruned_at = 0.0
 
     @property
     def GRADIO_CACHE(self):  # noqa: N802 - Gradio's attribute name
@@ -95,9 +97,11 @@ class _OwnFiles:
 
     @classmethod
     def _prune(cls, root):
-        if not root.is_dir():
+        now = time.time()
+        if now - _OwnFiles._pruned_at < cls.PRUNE_EVERY_S or not root.is_dir():
             return
-        old = time.time() - cls.MAX_AGE_S
+        _OwnFiles._pruned_at = now
+        old = now - cls.MAX_AGE_S
         for folder in root.iterdir():
             try:
                 if folder.stat().st_mtime < old:
@@ -247,8 +251,8 @@ class Handlers:
         if unsure:
             lines.append(
                 f"Uncertain: face(s) {', '.join(unsure)}, whose posterior is below "
-                f"{self.demo.uncertain_below:.2f} (the level 95% of the gallery's right "
-                "answers reach)."
+                f"{self.demo.uncertain_below:.2f} (the level "
+                f"{self.demo.UNCERTAIN_SHARE:.0%} of the gallery's right answers reach)."
             )
         return _display(photo, results), first.posterior, rows, _message([*lines, *photo.notes])
 

@@ -199,8 +199,12 @@ class ExpressionDemo:
             raise ValueError(f"uncertain_below must be in (0, 1); received {uncertain_below}.")
         self.uncertain_below = float(uncertain_below)
 
-    def _uncertainty_level(self, share=0.95):
-        """The posterior that `share` of the gallery's right Bayes answers reach (else 0.5)."""
+    UNCERTAIN_SHARE = 0.95
+    """The share of the gallery's right Bayes answers the default `uncertain_below` keeps."""
+
+    def _uncertainty_level(self):
+        """The posterior that `UNCERTAIN_SHARE` of the gallery's right Bayes answers reach
+        (else 0.5)."""
         if self.gallery is None or not len(self.gallery.labels):
             return 0.5
         posterior = self.model.posterior_from_embeddings(self.gallery.embeddings)
@@ -208,7 +212,8 @@ class ExpressionDemo:
         right = posterior.max(axis=1)[answers == self.gallery.labels]
         if not len(right):
             return 0.5
-        return float(np.clip(np.quantile(right, 1.0 - share), 1e-6, 1.0 - 1e-6))
+        level = np.quantile(right, 1.0 - self.UNCERTAIN_SHARE)
+        return float(np.clip(level, 1e-6, 1.0 - 1e-6))
 
     @property
     def synthetic(self):

@@ -185,9 +185,7 @@ class TrainConfig:
     def from_dict(cls, values):
         """Build a config from a mapping, refusing unknown keys by name."""
         fields = {f.name: field_type(f) for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"Unknown config keys {unknown}; known keys: {sorted(fields)}.")
+        _check_known_keys(values)
         typed = {}
         for key, value in values.items():
             kind = fields[key]
@@ -348,6 +346,14 @@ def field_type(field):
     return options[0] if options else field.type
 
 
+def _check_known_keys(values, where=""):
+    """Refuse keys that are not `TrainConfig` fields, naming them and the known ones."""
+    known = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}Unknown config keys {unknown}; known keys: {known}.")
+
+
 def read_settings_file(path):
     """The settings of a YAML or JSON config file, keys with '-' or '_', strictly typed.
 
@@ -379,12 +385,8 @@ def read_settings_file(path):
             f"{type(values).__name__}."
         )
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    _check_known_keys(values, where=f"Config file {path}: ")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"Config file {path}: Unknown config keys {unknown}; known keys: {sorted(fields)}."
-        )
     for key, value in values.items():
         field = fields[key]
         kind = field_type(field)
@@ -648,9 +650,10 @@ def _prepare_output(config):
     """
     out = Path(config.output)
     backup = out / "backup"
-    if (out / "metrics.json").exists() and backup.is_dir():
+    finished = (out / "metrics.json").exists()
+    if finished and backup.is_dir():
         shutil.rmtree(backup)  # left by a run stopped after its metrics were written
-    if (out / "metrics.json").exists() and config.resume:
+    if finished and config.resume:
         raise ValueError(
             f"Nothing to resume in {out}: it holds a finished run (metrics.json); pass "
             "--overwrite (without --resume) to train it again."
@@ -668,9 +671,9 @@ def _prepare_output(config):
                 f"{out} holds an interrupted run; pass --resume to continue it, or choose "
                 "another --output."
             )
-        if (out / "metrics.json").exists() or (out / "model.keras").exists():
+        if finished or (out / "model.keras").exists():
             if not config.overwrite:
-                what = "a finished run" if (out / "metrics.json").exists() else "a trained model"
+                what = "a finished run" if finished else "a trained model"
                 raise ValueError(f"{out} already holds {what}; pass --overwrite to replace it.")
             for name in (
                 "metrics.json",
