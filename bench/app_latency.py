@@ -71,12 +71,13 @@ def main():
     )
     args = parser.parse_args()
 
-    from keras_sgm import demo, faces
+    from keras_sgm.serving import ExpressionDemo, faces
+    from keras_sgm.serving.examples import write_examples
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp) / "repo", args.gallery, args.arch)
-        engine = demo.ExpressionDemo.from_pretrained(repo)
-        photo_path = demo.write_examples(Path(tmp) / "examples", engine.detector)["group"]
+        engine = ExpressionDemo.from_pretrained(repo)
+        photo_path = write_examples(Path(tmp) / "examples", engine.detector)["group"]
 
         def request():
             results = engine.classify(faces.read_photo(photo_path))

@@ -57,7 +57,7 @@ def main():
     from keras_sgm.data import ClassBalancedSampler
     from keras_sgm.data.expressions import FERPLUS_CLASSES
     from keras_sgm.dgms import SubclassSplitter, representation, split_classes
-    from keras_sgm.training import TrainConfig, build_models
+    from keras_sgm.runs import TrainConfig, build_models
 
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(args.images, 48, 48, 1)).astype("float32")
@@ -115,7 +115,7 @@ def compare(dataset, pca_dims, min_size):
 
     from keras_sgm.dgms import split_classes
     from keras_sgm.evaluation import subclass_nmi
-    from keras_sgm.training import TrainConfig, load_splits
+    from keras_sgm.runs import TrainConfig, load_splits
 
     faces = dataset == "synthetic_faces"
     config = TrainConfig(dataset=dataset, image_size=48 if faces else 32)

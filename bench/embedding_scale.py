@@ -27,7 +27,7 @@ from keras import ops  # noqa: E402
 
 from keras_sgm import backbones  # noqa: E402
 from keras_sgm.losses import gaussian_log_posterior, squared_distances  # noqa: E402
-from keras_sgm.training import TrainConfig, load_splits  # noqa: E402
+from keras_sgm.runs import TrainConfig, load_splits  # noqa: E402
 
 
 def main(argv=None):

@@ -39,7 +39,7 @@ def main():
 
     from keras_sgm.data import ClassBalancedSampler
     from keras_sgm.data.expressions import FERPLUS_CLASSES
-    from keras_sgm.training import TrainConfig, build_models
+    from keras_sgm.runs import TrainConfig, build_models
 
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(args.images, 48, 48, 1)).astype("float32")

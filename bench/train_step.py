@@ -21,7 +21,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_sgm.training import _EpochTimer  # noqa: E402  (records epoch seconds)
+from keras_sgm.runs.training import _EpochTimer  # noqa: E402  (records epoch seconds)
 
 
 def step_seconds(model, x, y, steps, repeats):
@@ -48,7 +48,7 @@ def main():
     import numpy as np
 
     from keras_sgm.data.expressions import FERPLUS_CLASSES
-    from keras_sgm.training import TrainConfig, build_models
+    from keras_sgm.runs import TrainConfig, build_models
 
     names = list(FERPLUS_CLASSES[: args.batch_classes])
     n = args.batch_classes * args.samples_per_class

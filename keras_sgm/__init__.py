@@ -9,15 +9,26 @@ Public names:
 - `keras_sgm.data`: class-balanced `tf.data` batches.
 - `keras_sgm.dgms`: DGMS sub-class splitting (`SubclassSplitter`), EM groups
   with medoids and Top-k, album summarization.
+- `keras_sgm.evaluation`: the paper's protocol (NMI, F1, Recall@K, Acc@K, kNN).
+- `keras_sgm.runs`: training runs (`TrainConfig`, `train`, `RunDir`, benchmarks).
 - `keras_sgm.hub`, `from_pretrained`: publish to / load from the Hugging Face Hub.
+- `keras_sgm.serving`: the Gradio app's engine, the app and its Space.
+
+Imports point one way: the core (losses, metrics, model, data, backbones, dgms,
+evaluation, retrieval) <- runs <- hub <- serving. The Keras versions this
+release is tested with are in `keras_sgm._compat` (and pyproject.toml).
 """
 
-from keras_sgm import data, dgms, hub, losses, metrics
-from keras_sgm.dgms import SubclassSplitter
-from keras_sgm.hub import from_pretrained
-from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss
-from keras_sgm.metrics import CentroidAccuracy, centroid_accuracy
-from keras_sgm.model import SGMModel, SoftmaxClassifier, StopOnNonFinite
+from keras_sgm import _compat
+
+_compat.check_keras_version()
+
+from keras_sgm import data, dgms, hub, losses, metrics  # noqa: E402
+from keras_sgm.dgms import SubclassSplitter  # noqa: E402
+from keras_sgm.hub import from_pretrained  # noqa: E402
+from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss  # noqa: E402
+from keras_sgm.metrics import CentroidAccuracy, centroid_accuracy  # noqa: E402
+from keras_sgm.model import SGMModel, SoftmaxClassifier, StopOnNonFinite  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,9 @@ import keras
 import numpy as np
 from keras import ops
 
-MAX_EXACT_LABEL = 2**24
+from keras_sgm import _validation
+
+MAX_EXACT_LABEL = _validation.MAX_EXACT_LABEL
 """Label ids must have a magnitude below this to survive Keras' float32 cast."""
 
 
@@ -204,11 +206,11 @@ def sgm_loss(labels, embeddings, sigma=1.0, leave_one_out=False, classes=None, s
     Returns:
         `[batch]` per-sample losses.
 
-    Example:
-    >>> import numpy as np
-    >>> x = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0], [3.0, 3.1]], "float32")
-    >>> float(sgm_loss(np.array([5, 5, 9, 9]), x).numpy().max()) < 1e-3
-    True
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 3.0], [3.0, 3.1]], "float32")
+        >>> float(sgm_loss(np.array([5, 5, 9, 9]), x).numpy().max()) < 1e-3
+        True
     """
     embeddings = ops.cast(embeddings, "float32")
     weights, targets, present = label_structure(labels, embeddings)
@@ -357,18 +359,10 @@ def _check_concrete(loss_name, labels, embeddings, pairs=False):
         raise ValueError(f"{loss_name}: labels hold a non-finite value at row {row}.")
     pairs = pairs and labels.ndim == 2 and labels.shape[1] == 2
     if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1) or pairs:
-        ids = labels.reshape(-1) if labels.ndim == 1 or labels.shape[1] == 1 else labels
-        if labels.dtype.kind == "f" and not np.all(ids == np.round(ids)):
-            row = int(np.argwhere(ids != np.round(ids))[0][0])
-            raise ValueError(
-                f"{loss_name}: class ids must be whole numbers; row {row} holds {ids[row]}."
-            )
-        if np.any(np.abs(ids) >= MAX_EXACT_LABEL):
-            row = int(np.argwhere(np.abs(ids) >= MAX_EXACT_LABEL)[0][0])
-            raise ValueError(
-                f"{loss_name}: class id {ids[row]} at row {row} is too large: Keras casts "
-                f"labels to float32, which keeps ids distinct only below {MAX_EXACT_LABEL}."
-            )
+        columns = [labels[:, 0], labels[:, 1]] if pairs else [labels]
+        names = ["sub-class ids", "class ids"] if pairs else ["class ids"]
+        for column, what in zip(columns, names):
+            _validation.class_ids(column, f"{loss_name}'s {what}")
         if pairs:
             for sub in np.unique(labels[:, 0]):
                 owners = np.unique(labels[labels[:, 0] == sub, 1])
@@ -398,22 +392,8 @@ def _is_eager(value):
     return isinstance(value, tf.Tensor) and tf.executing_eagerly() and hasattr(value, "numpy")
 
 
-def _number(value, name, minimum=0.0, strict=True):
-    """`value` as a finite float above (`strict`) or at least `minimum`; else a named error."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a number; received {value!r} ({type(value).__name__}).")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum or (strict and value == minimum):
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{name} must be a finite number {bound}; received {value}.")
-    return value
-
-
-def _flag(value, name):
-    """`value` as a bool; anything but a boolean is refused by name."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; received {value!r}.")
-    return bool(value)
+_number = _validation.number
+_flag = _validation.flag
 
 
 class _MetricLoss(keras.losses.Loss):
@@ -464,10 +444,10 @@ class SGMLoss(_MetricLoss):
         dtype: the dtype of the loss computation, default float32 (kept in
             float32 under mixed precision).
 
-    Example:
-    >>> import keras, keras_sgm
-    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
-    >>> encoder.compile(optimizer="adam", loss=keras_sgm.SGMLoss(sigma=1.0))
+    Examples:
+        >>> import keras, keras_sgm
+        >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+        >>> encoder.compile(optimizer="adam", loss=keras_sgm.SGMLoss(sigma=1.0))
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition, Eq. 4.
@@ -516,6 +496,7 @@ class SGMLoss(_MetricLoss):
                 "leave_one_out": self.leave_one_out,
                 "mixture": self.mixture,
                 "subclass_weight": self.subclass_weight,
+                "dtype": self.dtype,
             }
         )
         return config
@@ -537,10 +518,10 @@ class TripletLoss(_MetricLoss):
         name: string, default `"triplet_loss"`.
         dtype: the dtype of the loss computation, default float32.
 
-    Example:
-    >>> import keras, keras_sgm
-    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
-    >>> encoder.compile(optimizer="adam", loss=keras_sgm.TripletLoss(mining="semi_hard"))
+    Examples:
+        >>> import keras, keras_sgm
+        >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+        >>> encoder.compile(optimizer="adam", loss=keras_sgm.TripletLoss(mining="semi_hard"))
 
     Reference: Schroff et al., FaceNet (2015).
     """
@@ -582,6 +563,7 @@ class TripletLoss(_MetricLoss):
                 "mining": self.mining,
                 "squared": self.squared,
                 "l2_normalize": self.l2_normalize,
+                "dtype": self.dtype,
             }
         )
         return config

@@ -40,10 +40,10 @@ class CentroidAccuracy(keras.metrics.MeanMetricWrapper):
         name: string, default `"centroid_accuracy"`.
         dtype: metric dtype, default float32.
 
-    Example:
-    >>> import keras, keras_sgm
-    >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
-    >>> encoder.compile(loss=keras_sgm.SGMLoss(), metrics=[keras_sgm.CentroidAccuracy()])
+    Examples:
+        >>> import keras, keras_sgm
+        >>> encoder = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+        >>> encoder.compile(loss=keras_sgm.SGMLoss(), metrics=[keras_sgm.CentroidAccuracy()])
     """
 
     def __init__(self, name="centroid_accuracy", dtype=None):

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sgm import distribute
+from keras_sgm import _compat, _validation
+from keras_sgm.distribute.collectives import with_device
+from keras_sgm.distribute.multiworker import MultiWorkerFit
 from keras_sgm.losses import SGMLoss, gaussian_log_posterior, labels_are_valid
 from keras_sgm.metrics import CentroidAccuracy
 
@@ -14,7 +16,7 @@ _GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
-class SGMModel(distribute.MultiWorkerFit, keras.Model):
+class SGMModel(MultiWorkerFit, keras.Model):
     """An embedding model trained with `SGMLoss` that can also classify.
 
     Wraps an encoder (any Keras model mapping images to `[batch, dim]`
@@ -39,15 +41,15 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
             id `i` (ids are 0..n-1 for named datasets), used in reports.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
-    Example:
-    >>> import keras, numpy as np, keras_sgm
-    >>> encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> model = keras_sgm.SGMModel(encoder)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    >>> x = np.random.rand(32, 4).astype("float32"); y = np.arange(32) % 2
-    >>> _ = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    >>> model.fit_gaussians(x, y).predict_proba(x).shape
-    (32, 2)
+    Examples:
+        >>> import keras, numpy as np, keras_sgm
+        >>> encoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> model = keras_sgm.SGMModel(encoder)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> x = np.random.rand(32, 4).astype("float32"); y = np.arange(32) % 2
+        >>> _ = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        >>> model.fit_gaussians(x, y).predict_proba(x).shape
+        (32, 2)
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition.
@@ -104,7 +106,7 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
         if not self.cross_replica or context is None:
             return values
         gathered = []
-        for v in distribute.with_device(values):
+        for v in with_device(values):
             if v is not None:
                 g = context.all_gather(v, axis=0)
                 g.set_shape([None, *v.shape[1:]])  # a collective all-gather loses the rest
@@ -154,7 +156,7 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
     def _update_metrics(self, loss, y, embeddings, x):
         import tensorflow as tf
 
-        self._loss_tracker.update_state(
+        _compat.private(self, "_loss_tracker").update_state(
             _unscale_for_distribution(loss),
             sample_weight=tf.shape(keras.tree.flatten(x)[0])[0],
         )
@@ -180,6 +182,21 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
         return super().fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kw
         )
+
+    @property
+    def embedding_dim(self):
+        """The number of dimensions the encoder embeds in."""
+        return int(self.encoder.output_shape[-1])
+
+    def local_copy(self):
+        """An undistributed twin of this (distributed) model, with its weights and Gaussians.
+
+        Its `predict` runs on this process alone, with no collective ops, so every
+        worker of a multi-worker run may use it, or only the chief.
+        """
+        twin = type(self).from_config(self.get_config())
+        twin.set_weights(self.get_weights())
+        return twin.set_gaussians(self.gaussian_means, self.gaussian_ids, self.gaussian_classes)
 
     # ------------------------------------------------------ Gaussian classifier
     @property
@@ -273,12 +290,7 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
             raise ValueError(
                 f"fit_gaussians: {embeddings.shape[0]} inputs but {labels.shape[0]} labels."
             )
-        if labels.dtype.kind not in "iu":
-            if labels.dtype.kind != "f" or not np.all(labels == np.round(labels)):
-                raise ValueError(
-                    f"fit_gaussians needs integer class ids; received dtype {labels.dtype}."
-                )
-            labels = labels.astype("int64")
+        labels = _validation.class_ids(labels, "fit_gaussians' labels")
         bad = np.flatnonzero(~np.all(np.isfinite(embeddings), axis=1))
         if bad.size:
             raise ValueError(
@@ -306,19 +318,38 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
         embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
         return self.posterior_from_embeddings(embeddings)
 
-    def posterior_from_embeddings(self, embeddings):
-        """`predict_proba` for embeddings already computed, `[n, classes]`."""
+    def gaussian_posterior_from_embeddings(self, embeddings, gaussians=None):
+        """Posteriors over the Gaussians themselves (classes or DGMS sub-classes), `[n, G]`.
+
+        Args:
+            embeddings: `[n, dim]` embeddings already computed.
+            gaussians: optional indices into the fitted Gaussians: the
+                posterior among those alone (e.g. the sub-classes of one class).
+
+        Returns:
+            `[n, G]` float32 numpy array whose rows sum to 1; columns follow
+            `gaussian_ids` (or `gaussian_ids[gaussians]`).
+        """
+        means = self._gaussian_means if gaussians is None else self._gaussian_means[gaussians]
+        if len(means) == 0:
+            raise ValueError(
+                "This SGMModel has no Gaussians yet: call "
+                "model.fit_gaussians(x_train, y_train) after training."
+            )
         log_post = gaussian_log_posterior(
             ops.convert_to_tensor(np.asarray(embeddings, "float32")),
-            ops.convert_to_tensor(self._gaussian_means),
+            ops.convert_to_tensor(means),
             self.sigma,
         )
-        membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
         # exp of a float32 log-softmax of large squared distances sums to 1 only within ~1e-6;
         # dividing by the sum makes every row a distribution to float32 rounding.
         posterior = ops.exp(log_post)
-        posterior = posterior / ops.sum(posterior, axis=1, keepdims=True)
-        return ops.convert_to_numpy(ops.matmul(posterior, membership))
+        return ops.convert_to_numpy(posterior / ops.sum(posterior, axis=1, keepdims=True))
+
+    def posterior_from_embeddings(self, embeddings):
+        """`predict_proba` for embeddings already computed, `[n, classes]`."""
+        membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
+        return self.gaussian_posterior_from_embeddings(embeddings) @ membership
 
     def predict_classes(self, x, batch_size=256, verbose=0):
         """The most probable original class id of each input, `[n]`."""
@@ -357,12 +388,12 @@ class SGMModel(distribute.MultiWorkerFit, keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
-class SoftmaxClassifier(distribute.MultiWorkerFit, keras.Model):
+class SoftmaxClassifier(MultiWorkerFit, keras.Model):
     """The softmax CNN baseline: a functional model, encoder then logits.
 
     Built and used like any functional `keras.Model`
     (`SoftmaxClassifier(inputs, logits)`); unlike one, it also trains under
-    `MultiWorkerMirroredStrategy` (`keras_sgm.distribute.MultiWorkerFit`).
+    `MultiWorkerMirroredStrategy` (`keras_sgm.distribute.multiworker.MultiWorkerFit`).
     """
 
 
@@ -414,6 +445,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def get_config(self):
         return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")

@@ -135,17 +135,17 @@ class ExactIndex:
             queries at a time, `256 n` bytes, beat fewer). On a GPU a larger value can
             be faster.
 
-    Example:
-    >>> import numpy as np
-    >>> gallery = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]], "float32")
-    >>> index = ExactIndex(gallery, labels=np.array([7, 7, 3]))
-    >>> distances, indices = index.search(np.array([[0.9, 0.0]]), k=2)
-    >>> print(indices, distances.round(3))
-    [[1 0]] [[0.1 0.9]]
-    >>> index.labels[indices].tolist()
-    [[7, 7]]
-    >>> index.search(gallery, k=1, exclude_self=True)[1].ravel().tolist()
-    [1, 0, 1]
+    Examples:
+        >>> import numpy as np
+        >>> gallery = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]], "float32")
+        >>> index = ExactIndex(gallery, labels=np.array([7, 7, 3]))
+        >>> distances, indices = index.search(np.array([[0.9, 0.0]]), k=2)
+        >>> print(indices, distances.round(3))
+        [[1 0]] [[0.1 0.9]]
+        >>> index.labels[indices].tolist()
+        [[7, 7]]
+        >>> index.search(gallery, k=1, exclude_self=True)[1].ravel().tolist()
+        [1, 0, 1]
 
     Reference: section 4.1 of the paper (K nearest neighbours from the test
     set); Johnson et al., Billion-scale similarity search with GPUs (2017),
@@ -301,13 +301,13 @@ class ApproximateIndex:
             noise in 16 dimensions, 16 of 128 only 0.83).
         seed: int, default 0, the seed of the k-means training.
 
-    Example:
-    >>> import numpy as np, pytest
-    >>> _ = pytest.importorskip("faiss")
-    >>> gallery = np.random.default_rng(0).normal(size=(2000, 8)).astype("float32")
-    >>> index = ApproximateIndex(gallery, nlist=16, nprobe=16)  # nprobe = nlist: exact
-    >>> index.search(gallery[:2], k=1)[1].ravel().tolist()
-    [0, 1]
+    Examples:
+        >>> import numpy as np, pytest
+        >>> _ = pytest.importorskip("faiss")
+        >>> gallery = np.random.default_rng(0).normal(size=(2000, 8)).astype("float32")
+        >>> index = ApproximateIndex(gallery, nlist=16, nprobe=16)  # nprobe = nlist: exact
+        >>> index.search(gallery[:2], k=1)[1].ravel().tolist()
+        [0, 1]
 
     Reference: Jegou et al., Product quantization for nearest neighbor search
     (2011), for the inverted file; Johnson et al., Billion-scale similarity
@@ -423,11 +423,11 @@ def build_index(gallery, labels=None, backend="exact", **kwargs):
     Returns:
         An `ExactIndex` or `ApproximateIndex`.
 
-    Example:
-    >>> import numpy as np
-    >>> index = build_index(np.eye(3, dtype="float32"), labels=[0, 1, 2], metric="cosine")
-    >>> index.labels[index.search(np.array([[0.0, 2.0, 0.1]]), k=1)[1]].tolist()
-    [[1]]
+    Examples:
+        >>> import numpy as np
+        >>> index = build_index(np.eye(3, dtype="float32"), labels=[0, 1, 2], metric="cosine")
+        >>> index.labels[index.search(np.array([[0.0, 2.0, 0.1]]), k=1)[1]].tolist()
+        [[1]]
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)}; received {backend!r}.")

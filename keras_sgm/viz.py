@@ -75,14 +75,14 @@ def plot_tsne(embeddings, labels, path, class_names=None, seed=0, max_points=300
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, numpy as np, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> x = np.random.default_rng(0).normal(size=(40, 5)) + np.repeat(np.eye(5)[:2] * 6, 20, 0)
-    >>> out = plot_tsne(x, np.repeat([0, 1], 20), pathlib.Path(tempfile.mkdtemp()) / "tsne.png",
-    ...                 class_names=["neutral", "happiness"])
-    >>> out.stat().st_size > 0
-    True
+    Examples:
+        >>> import pathlib, tempfile, numpy as np, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> x = np.random.default_rng(0).normal(size=(40, 5)) + np.repeat(np.eye(5)[:2] * 6, 20, 0)
+        >>> out = plot_tsne(x, np.repeat([0, 1], 20), pathlib.Path(tempfile.mkdtemp()) / "tsne.png",
+        ...                 class_names=["neutral", "happiness"])
+        >>> out.stat().st_size > 0
+        True
 
     Reference: van der Maaten and Hinton, Visualizing data using t-SNE (2008).
     """
@@ -158,13 +158,13 @@ def plot_retrieval_curves(recall_at_k, acc_at_k, path):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> out = plot_retrieval_curves({1: 0.8, 2: 0.9, 4: 0.95}, {1: 0.8, 2: 0.75, 4: 0.7},
-    ...                             pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
-    >>> out.suffix
-    '.png'
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> out = plot_retrieval_curves({1: 0.8, 2: 0.9, 4: 0.95}, {1: 0.8, 2: 0.75, 4: 0.7},
+        ...                             pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
+        >>> out.suffix
+        '.png'
     """
     curves = [
         (*_sorted_curve(values, name), name, marker)
@@ -198,13 +198,13 @@ def plot_f1_vs_k(f1_vs_k, path):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> out = plot_f1_vs_k({1: 0.70, 3: 0.74, 5: 0.76, 7: 0.75},
-    ...                    pathlib.Path(tempfile.mkdtemp()) / "f1.png")
-    >>> out.exists()
-    True
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> out = plot_f1_vs_k({1: 0.70, 3: 0.74, 5: 0.76, 7: 0.75},
+        ...                    pathlib.Path(tempfile.mkdtemp()) / "f1.png")
+        >>> out.exists()
+        True
     """
     ks, f1 = _sorted_curve(f1_vs_k, "f1_vs_k")
     best = int(np.argmax(f1))
@@ -241,15 +241,15 @@ def plot_retrieval_comparison(curves, path, title="Retrieval"):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> out = plot_retrieval_comparison(
-    ...     {"SGMLoss": ({1: 0.8, 4: 0.95}, {1: 0.8, 4: 0.78}),
-    ...      "TripletLoss": ({1: 0.78, 4: 0.97}, {1: 0.78, 4: 0.7})},
-    ...     pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
-    >>> out.exists()
-    True
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> out = plot_retrieval_comparison(
+        ...     {"SGMLoss": ({1: 0.8, 4: 0.95}, {1: 0.8, 4: 0.78}),
+        ...      "TripletLoss": ({1: 0.78, 4: 0.97}, {1: 0.78, 4: 0.7})},
+        ...     pathlib.Path(tempfile.mkdtemp()) / "retrieval.png")
+        >>> out.exists()
+        True
     """
     if not curves:
         raise ValueError("curves is empty; expected {method: (recall_at_k, acc_at_k)}.")
@@ -288,13 +288,13 @@ def plot_f1_vs_k_comparison(curves, path, title="kNN classification"):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> curves = {"SGMLoss": {1: 0.7, 3: 0.75}, "TripletLoss": {1: 0.72, 3: 0.7}}
-    >>> out = plot_f1_vs_k_comparison(curves, pathlib.Path(tempfile.mkdtemp()) / "f1.png")
-    >>> out.exists()
-    True
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> curves = {"SGMLoss": {1: 0.7, 3: 0.75}, "TripletLoss": {1: 0.72, 3: 0.7}}
+        >>> out = plot_f1_vs_k_comparison(curves, pathlib.Path(tempfile.mkdtemp()) / "f1.png")
+        >>> out.exists()
+        True
     """
     if not curves:
         raise ValueError("curves is empty; expected {method: {K: F1}}.")
@@ -341,13 +341,13 @@ def plot_confusion_matrix(matrix, class_names, path):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> out = plot_confusion_matrix([[5, 1], [2, 7]], ["neutral", "happiness"],
-    ...                             pathlib.Path(tempfile.mkdtemp()) / "confusion.png")
-    >>> out.name
-    'confusion.png'
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> out = plot_confusion_matrix([[5, 1], [2, 7]], ["neutral", "happiness"],
+        ...                             pathlib.Path(tempfile.mkdtemp()) / "confusion.png")
+        >>> out.name
+        'confusion.png'
     """
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
@@ -448,16 +448,16 @@ def plot_group_grid(images, groups, path, top_k=16, class_names=None, max_groups
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, numpy as np, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> from keras_sgm.dgms.groups import find_groups
-    >>> images = np.random.default_rng(0).uniform(size=(12, 8, 8, 1))
-    >>> groups = find_groups(images.reshape(12, -1), n_groups=2, labels=[0, 1] * 6)
-    >>> out = plot_group_grid(images, groups, pathlib.Path(tempfile.mkdtemp()) / "groups.png",
-    ...                       top_k=4, class_names=["neutral", "happiness"])
-    >>> out.stat().st_size > 0
-    True
+    Examples:
+        >>> import pathlib, tempfile, numpy as np, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> from keras_sgm.dgms.groups import find_groups
+        >>> images = np.random.default_rng(0).uniform(size=(12, 8, 8, 1))
+        >>> groups = find_groups(images.reshape(12, -1), n_groups=2, labels=[0, 1] * 6)
+        >>> out = plot_group_grid(images, groups, pathlib.Path(tempfile.mkdtemp()) / "groups.png",
+        ...                       top_k=4, class_names=["neutral", "happiness"])
+        >>> out.stat().st_size > 0
+        True
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,
@@ -529,14 +529,14 @@ def plot_contact_sheet(images, path, titles=None, columns=None):
     Returns:
         The `pathlib.Path` written.
 
-    Example:
-    >>> import pathlib, tempfile, numpy as np, pytest
-    >>> _ = pytest.importorskip("matplotlib")
-    >>> images = np.random.default_rng(0).uniform(size=(5, 8, 8, 3))
-    >>> out = plot_contact_sheet(images, pathlib.Path(tempfile.mkdtemp()) / "sheet.png",
-    ...                          titles=[f"photo_{i}.jpg" for i in range(5)])
-    >>> out.suffix
-    '.png'
+    Examples:
+        >>> import pathlib, tempfile, numpy as np, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> images = np.random.default_rng(0).uniform(size=(5, 8, 8, 3))
+        >>> out = plot_contact_sheet(images, pathlib.Path(tempfile.mkdtemp()) / "sheet.png",
+        ...                          titles=[f"photo_{i}.jpg" for i in range(5)])
+        >>> out.suffix
+        '.png'
     """
     images = _as_images(images)
     n = images.shape[0]

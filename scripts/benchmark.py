@@ -22,17 +22,13 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from train import build_parser, read_config_file  # noqa: E402
-
-from keras_sgm.benchmark import run_benchmark  # noqa: E402
-from keras_sgm.training import METHODS, TrainConfig  # noqa: E402
+from keras_sgm.runs.benchmark import run_benchmark  # noqa: E402
+from keras_sgm.runs.cli import config_parser, config_values  # noqa: E402
+from keras_sgm.runs.config import METHODS, TrainConfig  # noqa: E402
 
 
-def main(argv=None):
-    parser = build_parser()
-    parser.description = __doc__.split("\n\n")[0]
+def build_parser():
+    parser = config_parser(__doc__)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--archs", nargs="+", default=["fmpnet"])
     parser.add_argument(
@@ -45,24 +41,22 @@ def main(argv=None):
         metavar="NAME[=DIR]",
         help="also cluster the test split of each (Table 1); DIR: its manual download",
     )
-    args = vars(parser.parse_args(argv))
+    return parser
+
+
+def main(argv=None):
+    args = vars(build_parser().parse_args(argv))
     methods, archs = args.pop("methods"), args.pop("archs")
     seeds, eval_datasets = args.pop("seeds"), args.pop("eval_datasets")
     try:
-        values = read_config_file(args.pop("config")) if args.get("config") else {}
-        values.update({k: v for k, v in args.items() if v is not None})
-        values.setdefault("output", "runs/benchmark")
-        config = TrainConfig.from_dict(values)
+        config = TrainConfig.from_dict({"output": "runs/benchmark", **config_values(args)})
         # run_benchmark checks every name, seed and evaluation set before it trains.
         results = run_benchmark(config, methods, archs, seeds, eval_datasets)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            [{k: r[k] for k in ("method", "arch", "seed", "nmi", "knn_accuracy")} for r in results]
-        )
-    )
+    keys = ("method", "arch", "seed", "nmi", "knn_accuracy")
+    print(json.dumps([{k: r[k] for k in keys} for r in results]))
     print(f"Tables in {config.output}/benchmark.md")
     return 0
 

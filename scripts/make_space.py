@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from keras_sgm import space
+from keras_sgm.serving import space
 
 
 def build_parser():

@@ -5,7 +5,7 @@
     python scripts/push_to_hub.py runs/train --repo-id ORG/NAME --gallery test --thumbnails
 
 The repo holds the model (Keras layout), the run's config, metrics.json, figures,
-history.csv and, with --gallery, a retrieval gallery (see keras_sgm/hub.py).
+history.csv and, with --gallery, a retrieval gallery (see keras_sgm.hub.repo).
 The token comes from `hf auth login` / HF_TOKEN, or from the environment
 variable named by --token-env; it is never printed or written. --dry-run DIR
 writes the repo into DIR and sends nothing (no token needed): inspect it, or

@@ -19,8 +19,6 @@ the command line win. The resolved configuration is written to OUTPUT/config.jso
     python scripts/train.py --mixed-precision mixed_bfloat16
 """
 
-import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -28,47 +26,20 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_sgm.training import (  # noqa: E402
-    TrainConfig,
-    field_type,
-    read_settings_file,
-    train,
-)
+from keras_sgm.runs import train  # noqa: E402
+from keras_sgm.runs.cli import config_from_args, config_parser  # noqa: E402
 
-
-def read_config_file(path):
-    """Settings from a YAML or JSON file (`keras_sgm.training.read_settings_file`)."""
-    return read_settings_file(path)
+SUMMARY = ("nmi", "cluster_f1", "knn_accuracy", "knn_f1", "bayes_accuracy")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    parser.add_argument("--config", help="YAML or JSON file of settings")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        kind = field_type(field)
-        if kind is bool:
-            parser.add_argument(flag, action="store_true", default=None)
-        else:
-            parser.add_argument(flag, type=kind, default=None, help=f"default: {field.default}")
-    return parser
+    return config_parser(__doc__)
 
 
 def main(argv=None):
     args = vars(build_parser().parse_args(argv))
     try:
-        values = read_config_file(args.pop("config")) if args.get("config") else {}
-        values.update({k: v for k, v in args.items() if v is not None})
-        if values.get("resume"):
-            # continue the interrupted run with its own settings; flags may only extend it
-            output = values.pop("output", TrainConfig.output)
-            config = TrainConfig.resumed(output, **values)
-        else:
-            config = TrainConfig.from_dict(values)
+        config = config_from_args(args)
         metrics = train(config)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -76,8 +47,7 @@ def main(argv=None):
     if "worker" in metrics:  # a multi-worker run's other workers: the chief reports
         print(f"Worker {metrics['worker']} finished; the chief writes {config.output}/.")
         return 0
-    keys = ("nmi", "cluster_f1", "knn_accuracy", "knn_f1", "bayes_accuracy")
-    print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
+    print(json.dumps({k: metrics[k] for k in SUMMARY if k in metrics}, indent=2))
     print(f"Results in {config.output}/: model.keras, metrics.json, figures/, logs/ (TensorBoard).")
     return 0
 

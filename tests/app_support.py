@@ -3,8 +3,6 @@
 import contextlib
 import importlib.util
 import socket
-import sys
-from pathlib import Path
 
 import keras
 
@@ -49,18 +47,9 @@ def make_repo(directory, per_class=40, epochs=30, seed=0):
     return directory, x, y
 
 
-APP_FILE = Path(__file__).resolve().parents[1] / "apps" / "app.py"
-
-
 def app_module():
-    """apps/app.py, imported as the module `keras_sgm_app` (apps/ is not a package)."""
-    if "keras_sgm_app" in sys.modules:
-        return sys.modules["keras_sgm_app"]
-    spec = importlib.util.spec_from_file_location("keras_sgm_app", APP_FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["keras_sgm_app"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The app, `keras_sgm.serving.app` (imported on first use: it needs Gradio)."""
+    return importlib.import_module("keras_sgm.serving.app")
 
 
 def free_port():
@@ -71,7 +60,7 @@ def free_port():
 
 @contextlib.contextmanager
 def running_app(repo_dir, concurrency=4, queue_size=64):
-    """Serve apps/app.py over `repo_dir` on a free localhost port; yields its URL."""
+    """Serve the app over `repo_dir` on a free localhost port; yields its URL."""
     app_lib = app_module()
     demo = app_lib.load_demo(str(repo_dir))
     blocks = app_lib.build_app(demo)

@@ -33,7 +33,7 @@ def app_repo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def app_examples(tmp_path_factory):
-    """The app's example photos (`keras_sgm.demo.write_examples`)."""
-    from keras_sgm import demo
+    """The app's example photos (`keras_sgm.serving.examples.write_examples`)."""
+    from keras_sgm.serving.examples import write_examples
 
-    return demo.write_examples(tmp_path_factory.mktemp("examples"))
+    return write_examples(tmp_path_factory.mktemp("examples"))

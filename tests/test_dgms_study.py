@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from keras_sgm.runs.cli import with_settings
 from tests.test_training import _script
 
 
@@ -31,7 +32,7 @@ def test_bad_settings_are_named_and_nothing_runs(study, tmp_path, capsys, pair, 
 
 def test_settings_are_typed_like_a_config_file(study):
     base = study.TrainConfig(dataset="mnist_pairs")
-    config = study._with_settings(
+    config = with_settings(
         base, ["embedding_radius=2", "leave_one_out=true", "dgms_pca_dims=none", "epochs=4"]
     )
     changed = {"embedding_radius": 2.0, "leave_one_out": True, "dgms_pca_dims": None, "epochs": 4}

@@ -327,7 +327,7 @@ def test_train_script_on_two_mirrored_cpu_replicas(tmp_path):
 
 
 def test_a_stray_tf_config_does_not_move_a_single_machine_run(tmp_path, monkeypatch):
-    from keras_sgm.training import TrainConfig, train
+    from keras_sgm.runs import TrainConfig, train
 
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"index": 1}}))
@@ -381,7 +381,7 @@ import os, signal, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras
 from keras_sgm import distribute
-from keras_sgm.training import TrainConfig, train
+from keras_sgm.runs import TrainConfig, train
 
 
 class DieAfterTwoEpochs(keras.callbacks.Callback):  # after the run's own callbacks

@@ -326,7 +326,7 @@ def test_vote_chunking_gives_the_same_answer(monkeypatch):
     rng = np.random.default_rng(4)
     labels, distances = rng.integers(0, 3, size=(50, 7)), np.sort(rng.random((50, 7)), axis=1)
     whole = knn_vote(labels, distances)
-    monkeypatch.setattr(evaluation, "_VOTE_CHUNK", 8)
+    monkeypatch.setattr(evaluation.metrics, "_VOTE_CHUNK", 8)
     np.testing.assert_array_equal(knn_vote(labels, distances), whole)
 
 

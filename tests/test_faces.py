@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from keras_sgm import faces
-from keras_sgm.faces import PhotoError, read_photo
+from keras_sgm.serving import faces
+from keras_sgm.serving.faces import PhotoError, read_photo
 
 
 def _save(path, image, **kwargs):

@@ -19,7 +19,7 @@ from PIL import Image
 
 import keras_sgm
 from keras_sgm import hub
-from keras_sgm.training import TrainConfig
+from keras_sgm.runs import TrainConfig
 from tests import testing
 
 CLASS_NAMES = ["neutral", "happiness", "surprise"]
@@ -41,7 +41,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
 
 
 def _metrics():
-    """A metrics.json like keras_sgm.training.train writes, plus a key the card does not know."""
+    """A metrics.json like keras_sgm.runs.train writes, plus a key the card does not know."""
     return {
         "nmi": 0.61,
         "cluster_f1": 0.52,
@@ -80,7 +80,7 @@ def _trained_model():
 
 
 def _write_run(run, model, dataset="synthetic_faces"):
-    """A run directory as keras_sgm.training.train leaves it."""
+    """A run directory as keras_sgm.runs.train leaves it."""
     (run / "figures").mkdir(parents=True)
     (run / "checkpoints").mkdir()
     (run / "logs").mkdir()
@@ -426,8 +426,8 @@ def test_a_gallery_round_trips_and_thumbnails_follow_the_data_licence(trained, r
 
     with pytest.raises(ValueError, match="3-d embeddings but the model embeds in 4"):
         hub.save_pretrained(run_dir, tmp_path / "bad", gallery=hub.Gallery(x[:, :3], y))
-    with pytest.raises(ValueError, match="integer ids"):
-        hub.Gallery(x[:, :4], y.astype("float32"))
+    with pytest.raises(ValueError, match="Gallery labels must be whole class ids; row 0"):
+        hub.Gallery(x[:, :4], y + 0.5)
     with pytest.raises(ValueError, match="thumbnails need images"):
         hub.Gallery.from_images(trained, x, y, thumbnails=True)
 
@@ -553,7 +553,8 @@ def test_unfinished_runs_and_occupied_directories_are_refused(run_dir, repo, tmp
 def test_script_dry_run_writes_a_loadable_repo(trained, run_dir, tmp_path, monkeypatch, capsys):
     x, y = _toy()
     monkeypatch.setattr(
-        "keras_sgm.training.load_splits", lambda config: ((x, y), None, (x[:9], y[:9]), CLASS_NAMES)
+        "keras_sgm.runs.datasets.load_splits",
+        lambda config: ((x, y), None, (x[:9], y[:9]), CLASS_NAMES),
     )
     script = _script()
     out = tmp_path / "dry"

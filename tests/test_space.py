@@ -9,7 +9,7 @@ import gradio
 import huggingface_hub
 import pytest
 
-from keras_sgm import space
+from keras_sgm.serving import space
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_SpaceTokenNeverShown0123456789"
@@ -22,12 +22,13 @@ def _script():
     return module
 
 
-def test_the_apps_folder_is_a_gradio_space():
-    card = space.front_matter(ROOT / "apps" / "README.md")
+def test_the_space_template_is_a_gradio_space():
+    card = space.front_matter(space.TEMPLATE_DIR / "README.md")
     assert card["sdk"] == "gradio" and card["app_file"] == "app.py"
-    assert (ROOT / "apps" / card["app_file"]).is_file()
+    assert (space.TEMPLATE_DIR / card["app_file"]).is_file()
     assert card["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
-    assert card["models"] == [] and space.space_model(ROOT / "apps") is None
+    assert card["models"] == [] and space.space_model(space.TEMPLATE_DIR) is None
+    assert space.space_model(ROOT / "apps") is None  # a clone's launcher serves the default
 
 
 def test_space_requirements_cover_the_package_dependencies():
@@ -35,7 +36,7 @@ def test_space_requirements_cover_the_package_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     wanted = [*project["dependencies"], *extras["datasets"], *extras["hub"], *extras["app"]]
-    lines = (ROOT / "apps" / "requirements.txt").read_text().splitlines()
+    lines = (space.TEMPLATE_DIR / "requirements.txt").read_text().splitlines()
     listed = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     missing = [r for r in wanted if not r.startswith(("keras-sgm", "gradio")) and r not in listed]
     assert missing == []
@@ -43,18 +44,20 @@ def test_space_requirements_cover_the_package_dependencies():
 
 def test_write_space_copies_app_package_and_names_the_model(tmp_path):
     out = space.write_space(tmp_path / "space", model="hf://org/fer-sgm")
-    assert (out / "app.py").read_text() == (ROOT / "apps" / "app.py").read_text()
+    assert (out / "app.py").read_text() == (space.TEMPLATE_DIR / "app.py").read_text()
     card = space.front_matter(out / "README.md")
     assert card["models"] == ["org/fer-sgm"] and card["sdk"] == "gradio"
     assert space.space_model(out) == "org/fer-sgm"
     package = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "keras_sgm").rglob("*.py"))
     copied = sorted(p.relative_to(out).as_posix() for p in (out / "keras_sgm").rglob("*.py"))
-    assert copied == package and "keras_sgm/faces.py" in copied
+    assert copied == package and "keras_sgm/serving/app.py" in copied
     assert not list(out.rglob("__pycache__"))
-    assert (out / "model_cards" / "model_card_template.md").is_file()
+    # the package data travels with the code: the card template and the Space's own files
+    assert (out / "keras_sgm" / "hub" / "model_card_template.md").is_file()
+    assert (out / "keras_sgm" / "serving" / "space_template" / "README.md").is_file()
     # Inside the Space, `import keras_sgm` finds the copy beside app.py.
     found = subprocess.run(
-        [sys.executable, "-c", "import keras_sgm.space as s; print(s.ROOT)"],
+        [sys.executable, "-c", "import keras_sgm.serving.space as s; print(s.PACKAGE.parent)"],
         cwd=out,
         capture_output=True,
         text=True,

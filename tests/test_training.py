@@ -14,15 +14,13 @@ import pytest
 import tensorflow as tf
 
 import keras_sgm
-from keras_sgm.training import TrainConfig, load_splits, train
+from keras_sgm.runs import TrainConfig, load_splits, read_settings_file, train
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _script(name):
-    import sys
-
-    sys.path.insert(0, str(SCRIPTS))
+    """scripts/NAME.py as a module (scripts are files, not a package; none imports another)."""
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -159,7 +157,7 @@ class Interrupt(keras.callbacks.Callback):
 def test_a_run_saved_before_dgms_pca_dims_existed_resumes_as_it_was(tmp_path):
     import dataclasses
 
-    from keras_sgm.training import _check_resume_matches
+    from keras_sgm.runs import RunDir
 
     config = TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": None})
     saved = dataclasses.asdict(config)
@@ -167,14 +165,15 @@ def test_a_run_saved_before_dgms_pca_dims_existed_resumes_as_it_was(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(saved))
     resumed = TrainConfig.resumed(tmp_path)
     assert resumed.dgms_pca_dims is None  # its splits clustered every column
-    _check_resume_matches(resumed, tmp_path)
-    with pytest.raises(ValueError, match=r"dgms_pca_dims: None -> 64"):
-        _check_resume_matches(TrainConfig.resumed(tmp_path, dgms_pca_dims=64), tmp_path)
+    assert RunDir(tmp_path).changed_settings(resumed) == ""
+    changed = RunDir(tmp_path).changed_settings(TrainConfig.resumed(tmp_path, dgms_pca_dims=64))
+    assert changed == "dgms_pca_dims: None -> 64"
     assert TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": 0}).dgms_pca_dims == 0
 
 
 def test_each_method_has_its_embedding_radius_and_config_json_records_it(folder, tmp_path):
-    from keras_sgm.training import build_models, changed_settings
+    from keras_sgm.runs import build_models
+    from keras_sgm.runs.rundir import changed_settings
 
     assert TrainConfig().radius == 2.0 and TrainConfig(method="triplet").radius == 0.0
     assert TrainConfig(method="ce").radius == 0.0
@@ -202,7 +201,8 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(_config(folder, out, epochs=4), callbacks=[Interrupt()])
     assert (out / "backup").is_dir() and not (out / "metrics.json").exists()
-    from keras_sgm.training import finished_epochs, training_data
+    from keras_sgm.runs import training_data
+    from keras_sgm.runs.rundir import finished_epochs
 
     assert finished_epochs(out) == 2
     # the resumed epochs draw a new order instead of replaying the first epoch's
@@ -234,7 +234,7 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
 def test_a_run_stopped_while_it_evaluates_is_evaluated_again_not_retrained(
     folder, tmp_path, monkeypatch, rerun
 ):
-    from keras_sgm import training
+    from keras_sgm.runs import training
 
     out = tmp_path / "run"
     real = training.evaluate_model
@@ -446,7 +446,7 @@ def test_named_datasets_need_their_manual_download():
 
 
 def test_digits_split_does_not_depend_on_the_training_seed():
-    from keras_sgm.training import load_splits
+    from keras_sgm.runs import load_splits
 
     a = load_splits(TrainConfig(dataset="digits", seed=0, image_size=32))
     b = load_splits(TrainConfig(dataset="digits", seed=1, image_size=32))
@@ -561,7 +561,7 @@ def test_bad_dgms_settings(changes, message):
 @pytest.mark.parametrize("name", ["paper.yaml", "paper_dgms.yaml"])
 def test_shipped_configs_are_valid(name):
     root = Path(__file__).resolve().parents[1]
-    values = _script("train").read_config_file(root / "configs" / name)
+    values = read_settings_file(root / "configs" / name)
     config = TrainConfig.from_dict({**values, "dataset": "ferplus", "data_dir": "/data/ferplus"})
     assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
     if name == "paper_dgms.yaml":  # the authors' code: 2, 3, 4 groups of the embedding, by EM

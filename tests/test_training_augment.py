@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_sgm.training import TrainConfig, load_splits, training_data
+from keras_sgm.runs import TrainConfig, load_splits, training_data
 from tests.test_training import _config, _script, make_image_folder
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_sgm.training import TrainConfig, load_splits, train, training_data
+from keras_sgm.runs import TrainConfig, load_splits, train, training_data
 from tests.test_data_ferplus import votes, write_ferplus
 from tests.test_training import _script
 

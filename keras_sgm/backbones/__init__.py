@@ -39,10 +39,10 @@ _BUILDERS = {
 def available():
     """The backbone names `get` accepts, sorted.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> backbones.available()
-    ['alexnet', 'cvgg13', 'fmpnet', 'preact_resnet18', 'resnet18']
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> backbones.available()
+        ['alexnet', 'cvgg13', 'fmpnet', 'preact_resnet18', 'resnet18']
     """
     return sorted(_BUILDERS)
 
@@ -68,11 +68,11 @@ def get(name, input_shape=(48, 48, 1), embedding_dim=64, **kwargs):
             ones), a bad `input_shape` or `embedding_dim < 1`.
         TypeError: for a keyword argument the backbone does not take.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.get("resnet18", input_shape=(48, 48, 1), embedding_dim=64)
-    >>> model.name, model.output_shape
-    ('resnet18_encoder', (None, 64))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.get("resnet18", input_shape=(48, 48, 1), embedding_dim=64)
+        >>> model.name, model.output_shape
+        ('resnet18_encoder', (None, 64))
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,

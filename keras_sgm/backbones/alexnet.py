@@ -38,11 +38,11 @@ def alexnet(
         A functional `keras.Model` mapping `[batch, *input_shape]` images to
         `[batch, embedding_dim]` embeddings.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.alexnet(input_shape=(48, 48, 3), embedding_dim=64)
-    >>> model.name, model.output_shape
-    ('alexnet_encoder', (None, 64))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.alexnet(input_shape=(48, 48, 3), embedding_dim=64)
+        >>> model.name, model.output_shape
+        ('alexnet_encoder', (None, 64))
 
     Reference:
         A. Krizhevsky, One weird trick for parallelizing convolutional neural

@@ -42,11 +42,11 @@ def cvgg13(
         A functional `keras.Model` mapping `[batch, *input_shape]` images to
         `[batch, embedding_dim]` embeddings.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.cvgg13(input_shape=(64, 64, 1), embedding_dim=32)
-    >>> model.name, model.output_shape
-    ('cvgg13_encoder', (None, 32))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.cvgg13(input_shape=(64, 64, 1), embedding_dim=32)
+        >>> model.name, model.output_shape
+        ('cvgg13_encoder', (None, 32))
 
     Reference:
         E. Barsoum, C. Zhang, C. Canton Ferrer and Z. Zhang, Training deep

@@ -38,11 +38,11 @@ def fmpnet(
         A functional `keras.Model` mapping `[batch, *input_shape]` images to
         `[batch, embedding_dim]` embeddings.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.fmpnet(input_shape=(48, 48, 1), embedding_dim=64)
-    >>> model.name, model.output_shape
-    ('fmpnet_encoder', (None, 64))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.fmpnet(input_shape=(48, 48, 1), embedding_dim=64)
+        >>> model.name, model.output_shape
+        ('fmpnet_encoder', (None, 64))
 
     Reference:
         Z. Yu and C. Zhang, Image based static facial expression recognition

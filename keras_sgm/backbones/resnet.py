@@ -89,11 +89,11 @@ def resnet18(input_shape=(48, 48, 1), embedding_dim=64, name="resnet18_encoder")
         A functional `keras.Model` mapping `[batch, *input_shape]` images to
         `[batch, embedding_dim]` embeddings.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.resnet18(input_shape=(48, 48, 1), embedding_dim=64)
-    >>> model.name, model.output_shape
-    ('resnet18_encoder', (None, 64))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.resnet18(input_shape=(48, 48, 1), embedding_dim=64)
+        >>> model.name, model.output_shape
+        ('resnet18_encoder', (None, 64))
 
     Reference:
         K. He, X. Zhang, S. Ren and J. Sun, Deep residual learning for image
@@ -128,11 +128,11 @@ def preact_resnet18(input_shape=(48, 48, 1), embedding_dim=64, name="preact_resn
         A functional `keras.Model` mapping `[batch, *input_shape]` images to
         `[batch, embedding_dim]` embeddings.
 
-    Example:
-    >>> from keras_sgm import backbones
-    >>> model = backbones.preact_resnet18(input_shape=(32, 32, 3), embedding_dim=16)
-    >>> model.name, model.output_shape
-    ('preact_resnet18_encoder', (None, 16))
+    Examples:
+        >>> from keras_sgm import backbones
+        >>> model = backbones.preact_resnet18(input_shape=(32, 32, 3), embedding_dim=16)
+        >>> model.name, model.output_shape
+        ('preact_resnet18_encoder', (None, 16))
 
     Reference:
         K. He, X. Zhang, S. Ren and J. Sun, Identity mappings in deep residual

@@ -60,13 +60,13 @@ def read_image(path, where=None):
     Raises:
         ValueError: naming the file, when it cannot be read or decoded.
 
-    Example:
-    >>> import tempfile, numpy as np
-    >>> from PIL import Image
-    >>> path = epath.Path(tempfile.mkdtemp()) / "x.png"
-    >>> Image.fromarray(np.zeros((4, 6), "uint8")).save(path)
-    >>> read_image(path).shape
-    (4, 6)
+    Examples:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> path = epath.Path(tempfile.mkdtemp()) / "x.png"
+        >>> Image.fromarray(np.zeros((4, 6), "uint8")).save(path)
+        >>> read_image(path).shape
+        (4, 6)
     """
     from PIL import Image
 

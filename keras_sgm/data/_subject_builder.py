@@ -26,11 +26,11 @@ class SubjectSplitConfig(ExpressionConfig):
             their id) and fold number `fold` is `test`.
         fold: int, default 0; which fold is `test` when `folds` is set.
 
-    Example:
-    >>> SubjectSplitConfig.make(image_size=64, folds=10, fold=3).name
-    '64px_fold3of10'
-    >>> SubjectSplitConfig.make(val_fraction=0.1).name
-    '48px_val10'
+    Examples:
+        >>> SubjectSplitConfig.make(image_size=64, folds=10, fold=3).name
+        '64px_fold3of10'
+        >>> SubjectSplitConfig.make(val_fraction=0.1).name
+        '48px_val10'
 
     Reference:
         The subject-independent protocol of Lucey et al., "The Extended
@@ -89,9 +89,9 @@ def subject_split_configs(description, config_class=SubjectSplitConfig, folds=10
         list of configs: `48px` (the default), `64px`, `96px`, then
         `48px_fold0of10` ... `48px_fold9of10`.
 
-    Example:
-    >>> [c.name for c in subject_split_configs("CK+", folds=2)]
-    ['48px', '64px', '96px', '48px_fold0of2', '48px_fold1of2']
+    Examples:
+        >>> [c.name for c in subject_split_configs("CK+", folds=2)]
+        ['48px', '64px', '96px', '48px_fold0of2', '48px_fold1of2']
     """
     configs = [
         config_class(name=c.name, description=c.description, image_size=c.image_size, **fields)
@@ -116,11 +116,11 @@ def split_by_subject(records, config):
         dict split name -> list of records, with `train` and `test` always and
         `validation` when `config.val_fraction` is above 0; record order kept.
 
-    Example:
-    >>> records = [{"subject": s} for s in "abcde"]
-    >>> splits = split_by_subject(records, SubjectSplitConfig(name="x"))
-    >>> sorted((name, len(part)) for name, part in splits.items())
-    [('test', 1), ('train', 4)]
+    Examples:
+        >>> records = [{"subject": s} for s in "abcde"]
+        >>> splits = split_by_subject(records, SubjectSplitConfig(name="x"))
+        >>> sorted((name, len(part)) for name, part in splits.items())
+        [('test', 1), ('train', 4)]
     """
     assignment = subject_split(
         [r["subject"] for r in records],

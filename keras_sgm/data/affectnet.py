@@ -81,17 +81,19 @@ def crop_face(image, x, y, width, height):
 
     Args:
         image: array `[height, width]` or `[height, width, channels]`.
-        x, y: int, top-left corner of the box (column, row); may be negative.
-        width, height: int, size of the box in pixels.
+        x: int, left edge of the box (column); may be negative.
+        y: int, top edge of the box (row); may be negative.
+        width: int, width of the box in pixels.
+        height: int, height of the box in pixels.
 
     Returns:
         The crop (a view of `image`), or None when the box does not overlap
         the image (or is empty).
 
-    Example:
-    >>> import numpy as np
-    >>> crop_face(np.zeros((10, 20)), x=15, y=-2, width=8, height=5).shape
-    (3, 5)
+    Examples:
+        >>> import numpy as np
+        >>> crop_face(np.zeros((10, 20)), x=15, y=-2, width=8, height=5).shape
+        (3, 5)
 
     Reference:
         Mollahosseini et al., "AffectNet", IEEE Trans. Affective Computing 2019.
@@ -116,10 +118,10 @@ def affectnet_files(manual_dir):
     Raises:
         ValueError: naming the missing file or folder and the directory.
 
-    Example:
-    >>> affectnet_files("/nonexistent")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: AffectNet needs training.csv in the manual download directory /nonexistent ...
+    Examples:
+        >>> affectnet_files("/nonexistent")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: AffectNet needs training.csv in the manual download directory /nonexistent ...
 
     Reference:
         http://mohammadmahoor.com/affectnet/
@@ -178,10 +180,10 @@ def read_affectnet(csv_path, image_dir, image_size=48, skips=None):
             outside 0..10, or a missing or unreadable image; the message
             names the csv file and row (and the image).
 
-    Example:
-    >>> next(read_affectnet("/nonexistent/training.csv", "/nonexistent"))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: /nonexistent/training.csv not found.
+    Examples:
+        >>> next(read_affectnet("/nonexistent/training.csv", "/nonexistent"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: /nonexistent/training.csv not found.
 
     Reference:
         Mollahosseini et al., "AffectNet", IEEE Trans. Affective Computing 2019.
@@ -244,15 +246,17 @@ class AffectNet(tfds.core.GeneratorBasedBuilder):
     has all eight), `valence` and `arousal` (float32, in [-1, 1]) and `path`
     (the image's `subDirectory_filePath`).
 
-    Args:
-        config: str or `ExpressionConfig`, default "48px".
-        data_dir: where TFDS stores the prepared dataset.
+    Keyword arguments are TFDS' `DatasetBuilder`'s: `config` (a str or
 
-    Example:
-    >>> import tensorflow_datasets as tfds
-    >>> builder = tfds.builder("affectnet/96px")
-    >>> builder.info.features["image"].shape
-    (96, 96, 1)
+    `ExpressionConfig`, default "48px") and `data_dir` (where TFDS stores the
+
+    prepared dataset).
+
+    Examples:
+        >>> import tensorflow_datasets as tfds
+        >>> builder = tfds.builder("affectnet/96px")
+        >>> builder.info.features["image"].shape
+        (96, 96, 1)
 
     Once the files are in the manual directory::
 

@@ -100,12 +100,12 @@ def augmenter(flip=True, translate=0.1, zoom=0.1, rotate=10.0, fill_mode="reflec
         ValueError: naming the argument, for an amount out of range or of
             the wrong type, an unknown `fill_mode` or a non-integer `seed`.
 
-    Example:
-    >>> from keras_sgm.data import augmenter
-    >>> [layer.__class__.__name__ for layer in augmenter(zoom=0.0).layers]
-    ['RandomFlip', 'RandomTranslation', 'RandomRotation']
-    >>> augmenter(flip=False, translate=0, zoom=0, rotate=0).layers
-    []
+    Examples:
+        >>> from keras_sgm.data import augmenter
+        >>> [layer.__class__.__name__ for layer in augmenter(zoom=0.0).layers]
+        ['RandomFlip', 'RandomTranslation', 'RandomRotation']
+        >>> augmenter(flip=False, translate=0, zoom=0, rotate=0).layers
+        []
     """
     if not isinstance(flip, bool):
         raise ValueError(f"flip must be True or False; received {flip!r}.")
@@ -185,15 +185,15 @@ def augment(dataset, layers, num_parallel_calls="auto"):
         ValueError: for dict elements, images that are not floating point
             or not a rank-4 batch, or `layers` that are not Keras layers.
 
-    Example:
-    >>> import numpy as np
-    >>> from keras_sgm.data import ClassBalancedSampler, augment, augmenter
-    >>> x = np.random.default_rng(0).random((40, 48, 48, 1), dtype="float32")
-    >>> y = np.arange(40) % 4
-    >>> batches = ClassBalancedSampler(x, y, samples_per_class=3, seed=0).dataset()
-    >>> images, labels = next(iter(augment(batches, augmenter(seed=0))))
-    >>> images.shape, images.dtype.name, np.bincount(labels.numpy()).tolist()
-    (TensorShape([12, 48, 48, 1]), 'float32', [3, 3, 3, 3])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_sgm.data import ClassBalancedSampler, augment, augmenter
+        >>> x = np.random.default_rng(0).random((40, 48, 48, 1), dtype="float32")
+        >>> y = np.arange(40) % 4
+        >>> batches = ClassBalancedSampler(x, y, samples_per_class=3, seed=0).dataset()
+        >>> images, labels = next(iter(augment(batches, augmenter(seed=0))))
+        >>> images.shape, images.dtype.name, np.bincount(labels.numpy()).tolist()
+        (TensorShape([12, 48, 48, 1]), 'float32', [3, 3, 3, 3])
     """
     tf = _tf()
     spec = dataset.element_spec

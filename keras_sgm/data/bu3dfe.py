@@ -70,12 +70,13 @@ class BU3DFEConfig(SubjectSplitConfig):
         min_intensity: int in 1..4, default 1; expressions below this
             intensity are left out (3 keeps the two strongest, the usual
             protocol). Neutral faces are always kept.
-        **fields: the `SubjectSplitConfig` fields (`name`, `image_size`,
-            `test_fraction`, `val_fraction`, `folds`, `fold`).
 
-    Example:
-    >>> BU3DFEConfig.make(min_intensity=3, folds=10, fold=0).name
-    '48px_fold0of10_intensity3'
+    The other fields are `SubjectSplitConfig`'s (`name`, `image_size`,
+    `test_fraction`, `val_fraction`, `folds`, `fold`).
+
+    Examples:
+        >>> BU3DFEConfig.make(min_intensity=3, folds=10, fold=0).name
+        '48px_fold0of10_intensity3'
 
     Reference:
         Yin et al., "A 3D facial expression database for facial behavior
@@ -113,11 +114,11 @@ def parse_bu3dfe_name(name, source=None):
             an unknown expression or race code, or an intensity that does not
             fit its expression (`NE00`, otherwise `01`..`04`).
 
-    Example:
-    >>> parse_bu3dfe_name("M0012_SU04AE_F2D.bmp")
-    {'subject': 'M0012', 'label': 'surprise', 'intensity': 4, 'race': 'AE'}
-    >>> parse_bu3dfe_name("M0012_SU04AE_F3D.wrl") is None
-    True
+    Examples:
+        >>> parse_bu3dfe_name("M0012_SU04AE_F2D.bmp")
+        {'subject': 'M0012', 'label': 'surprise', 'intensity': 4, 'race': 'AE'}
+        >>> parse_bu3dfe_name("M0012_SU04AE_F3D.wrl") is None
+        True
     """
     match = _NAME.match(name)
     if match is None:
@@ -162,15 +163,15 @@ def list_bu3dfe(root, min_intensity=1, skips=None):
         ValueError: naming the file, for a bad code (see `parse_bu3dfe_name`)
             or a file in another subject's folder; for `min_intensity` outside 1..4.
 
-    Example:
-    >>> import tempfile
-    >>> root = epath.Path(tempfile.mkdtemp())
-    >>> (root / "BU_3DFE" / "F0001").mkdir(parents=True)
-    >>> for name in ("F0001_AN01WH_F2D.bmp", "F0001_AN04WH_F2D.bmp", "F0001_NE00WH_F2D.bmp",
-    ...              "F0001_AN04WH_F3D.wrl"):
-    ...     _ = (root / "BU_3DFE" / "F0001" / name).write_bytes(b"")
-    >>> [(r["label"], r["intensity"]) for r in list_bu3dfe(root, min_intensity=3)]
-    [('anger', 4), ('neutral', 0)]
+    Examples:
+        >>> import tempfile
+        >>> root = epath.Path(tempfile.mkdtemp())
+        >>> (root / "BU_3DFE" / "F0001").mkdir(parents=True)
+        >>> for name in ("F0001_AN01WH_F2D.bmp", "F0001_AN04WH_F2D.bmp", "F0001_NE00WH_F2D.bmp",
+        ...              "F0001_AN04WH_F3D.wrl"):
+        ...     _ = (root / "BU_3DFE" / "F0001" / name).write_bytes(b"")
+        >>> [(r["label"], r["intensity"]) for r in list_bu3dfe(root, min_intensity=3)]
+        [('anger', 4), ('neutral', 0)]
     """
     if min_intensity not in (1, 2, 3, 4):
         raise ValueError(f"min_intensity must be 1, 2, 3 or 4; received {min_intensity!r}.")
@@ -212,13 +213,13 @@ class BU3DFE(SubjectSplitBuilder):
     neutral) and `48px_fold0of10` ... `48px_fold9of10`; any other via
     `BU3DFEConfig.make(...)`.
 
-    Example:
-    >>> import tempfile
-    >>> builder = BU3DFE(config="48px_intensity3", data_dir=tempfile.mkdtemp())
-    >>> sorted(builder.info.features)
-    ['image', 'intensity', 'label', 'race', 'subject']
-    >>> builder.builder_config.min_intensity
-    3
+    Examples:
+        >>> import tempfile
+        >>> builder = BU3DFE(config="48px_intensity3", data_dir=tempfile.mkdtemp())
+        >>> sorted(builder.info.features)
+        ['image', 'intensity', 'label', 'race', 'subject']
+        >>> builder.builder_config.min_intensity
+        3
 
     Reference:
         Yin, Wei, Sun, Wang and Rosato, "A 3D facial expression database for

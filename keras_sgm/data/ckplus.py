@@ -53,11 +53,11 @@ def parse_emotion(text, source="<emotion file>"):
     Raises:
         ValueError: naming `source`, when the text is not one whole number in 0..7.
 
-    Example:
-    >>> parse_emotion("   3.0000000e+00\\n")
-    'disgust'
-    >>> parse_emotion("   5.0000000e+00")
-    'happiness'
+    Examples:
+        >>> parse_emotion("   3.0000000e+00\\n")
+        'disgust'
+        >>> parse_emotion("   5.0000000e+00")
+        'happiness'
     """
     tokens = text.split()
     try:
@@ -101,12 +101,12 @@ def list_ckplus(root, skips=None):
             one code 0..7, a sequence folder with two emotion files or with no
             frames, and labelled sequences whose image folder is missing.
 
-    Example:
-    >>> import tempfile
-    >>> list_ckplus(tempfile.mkdtemp())  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: CK+ folder ... not found...
+    Examples:
+        >>> import tempfile
+        >>> list_ckplus(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: CK+ folder ... not found...
     """
     root = epath.Path(root)
     skips = skips if skips is not None else SkipCounter("ckplus", str(root))
@@ -173,17 +173,17 @@ class CKPlus(SubjectSplitBuilder):
     subjects as test) and `48px_fold0of10` ... `48px_fold9of10`; any other
     split via `SubjectSplitConfig.make(...)`.
 
-    Example:
-    >>> import tempfile
-    >>> from keras_sgm.data._subject_builder import SubjectSplitConfig
-    >>> builder = CKPlus(config="48px", data_dir=tempfile.mkdtemp())
-    >>> sorted(builder.info.features)
-    ['image', 'label', 'sequence', 'subject']
-    >>> builder.builder_config.test_fraction
-    0.2
-    >>> config = SubjectSplitConfig.make(folds=5, fold=2)
-    >>> CKPlus(config=config, data_dir=tempfile.mkdtemp()).builder_config.name
-    '48px_fold2of5'
+    Examples:
+        >>> import tempfile
+        >>> from keras_sgm.data._subject_builder import SubjectSplitConfig
+        >>> builder = CKPlus(config="48px", data_dir=tempfile.mkdtemp())
+        >>> sorted(builder.info.features)
+        ['image', 'label', 'sequence', 'subject']
+        >>> builder.builder_config.test_fraction
+        0.2
+        >>> config = SubjectSplitConfig.make(folds=5, fold=2)
+        >>> CKPlus(config=config, data_dir=tempfile.mkdtemp()).builder_config.name
+        '48px_fold2of5'
 
     Reference:
         Lucey et al., "The Extended Cohn-Kanade Dataset (CK+): A complete

@@ -46,9 +46,9 @@ def expression_key(name):
     matter; a name that is no known expression is compared as it is (lower
     case), so that two image folders with the same class names still match.
 
-    Example:
-    >>> expression_key(" Happy"), expression_key("anger"), expression_key("Smirk")
-    ('happiness', 'anger', 'smirk')
+    Examples:
+        >>> expression_key(" Happy"), expression_key("anger"), expression_key("Smirk")
+        ('happiness', 'anger', 'smirk')
     """
     key = str(name).strip().lower()
     return EXPRESSION_ALIASES.get(key, key)
@@ -128,11 +128,11 @@ def subject_split(subjects, test_fraction=0.2, val_fraction=0.0, folds=None, fol
 class SkipCounter:
     """Counts rows skipped by a dataset's documented rules, and reports them.
 
-    Example:
-    >>> skips = SkipCounter("ferplus", "fer2013new.csv")
-    >>> skips.add("winner is unknown or NF")
-    >>> skips.total
-    1
+    Examples:
+        >>> skips = SkipCounter("ferplus", "fer2013new.csv")
+        >>> skips.add("winner is unknown or NF")
+        >>> skips.total
+        1
     """
 
     def __init__(self, dataset, source):

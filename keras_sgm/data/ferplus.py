@@ -74,9 +74,9 @@ def clean_votes(votes):
     Args:
         votes: ten vote counts in `VOTE_COLUMNS` order.
 
-    Example:
-    >>> clean_votes([6, 1, 3, 0, 0, 0, 0, 0, 0, 0]).tolist()
-    [6, 0, 3, 0, 0, 0, 0, 0, 0, 0]
+    Examples:
+        >>> clean_votes([6, 1, 3, 0, 0, 0, 0, 0, 0, 0]).tolist()
+        [6, 0, 3, 0, 0, 0, 0, 0, 0, 0]
 
     Reference:
         Barsoum et al., "Training Deep Networks for Facial Expression
@@ -100,9 +100,9 @@ def vote_distribution(votes):
     Args:
         votes: ten vote counts in `VOTE_COLUMNS` order.
 
-    Example:
-    >>> vote_distribution([6, 2, 0, 0, 0, 0, 0, 1, 0, 2]).tolist()
-    [0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    Examples:
+        >>> vote_distribution([6, 2, 0, 0, 0, 0, 0, 1, 0, 2]).tolist()
+        [0.75, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
     Reference:
         Barsoum et al., ICMI 2016 (the "probability" training mode).
@@ -130,13 +130,13 @@ def vote_label(votes, label_mode="majority"):
         of "all counts <= 1", "no majority", "winner is unknown",
         "winner is NF".
 
-    Example:
-    >>> vote_label([2, 8, 0, 0, 0, 0, 0, 0, 0, 0])
-    (1, None)
-    >>> vote_label([5, 5, 0, 0, 0, 0, 0, 0, 0, 0])
-    (None, 'no majority')
-    >>> vote_label([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], "probability")
-    (0, None)
+    Examples:
+        >>> vote_label([2, 8, 0, 0, 0, 0, 0, 0, 0, 0])
+        (1, None)
+        >>> vote_label([5, 5, 0, 0, 0, 0, 0, 0, 0, 0])
+        (None, 'no majority')
+        >>> vote_label([5, 5, 0, 0, 0, 0, 0, 0, 0, 0], "probability")
+        (0, None)
 
     Reference:
         Barsoum et al., ICMI 2016, section 3 (majority voting, probability).
@@ -233,10 +233,10 @@ def ferplus_files(manual_dir):
     Args:
         manual_dir: the manual download directory (str or path).
 
-    Example:
-    >>> ferplus_files("/nonexistent")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: FER+ needs fer2013.csv in the manual download directory /nonexistent; ...
+    Examples:
+        >>> ferplus_files("/nonexistent")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: FER+ needs fer2013.csv in the manual download directory /nonexistent; ...
 
     Reference:
         https://github.com/microsoft/FERPlus
@@ -271,10 +271,10 @@ def read_ferplus(manual_dir, label_mode="majority"):
             value out of range, unknown Usage), or files that do not align
             (row count or Usage); the message names the file and the row.
 
-    Example:
-    >>> read_ferplus("/nonexistent")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: FER+ needs fer2013.csv ...
+    Examples:
+        >>> read_ferplus("/nonexistent")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: FER+ needs fer2013.csv ...
 
     Reference:
         Barsoum et al., ICMI 2016; https://github.com/microsoft/FERPlus
@@ -380,15 +380,17 @@ class FerPlus(tfds.core.GeneratorBasedBuilder):
     `FERPLUS_CLASSES`), `votes` (float32 `[8]`, `vote_distribution`),
     `index` (int64, the data row in both csv files, from 0).
 
-    Args:
-        config: str or `FerPlusConfig`, default "48px".
-        data_dir: where TFDS stores the prepared dataset.
+    Keyword arguments are TFDS' `DatasetBuilder`'s: `config` (a str or
 
-    Example:
-    >>> import tensorflow_datasets as tfds
-    >>> builder = tfds.builder("ferplus/48px_probability")
-    >>> builder.builder_config.label_mode, builder.info.features["votes"].shape
-    ('probability', (8,))
+    `FerPlusConfig`, default "48px") and `data_dir` (where TFDS stores the
+
+    prepared dataset).
+
+    Examples:
+        >>> import tensorflow_datasets as tfds
+        >>> builder = tfds.builder("ferplus/48px_probability")
+        >>> builder.builder_config.label_mode, builder.info.features["votes"].shape
+        ('probability', (8,))
 
     Once the two csv files are in the manual directory::
 

@@ -57,11 +57,11 @@ def parse_jaffe_name(name, source=None):
     Raises:
         ValueError: naming the file, for an expression code not in `JAFFE_CODES`.
 
-    Example:
-    >>> parse_jaffe_name("KA.AN1.39.tiff")
-    {'subject': 'KA', 'label': 'anger'}
-    >>> parse_jaffe_name("README") is None
-    True
+    Examples:
+        >>> parse_jaffe_name("KA.AN1.39.tiff")
+        {'subject': 'KA', 'label': 'anger'}
+        >>> parse_jaffe_name("README") is None
+        True
     """
     match = _NAME.match(name)
     if match is None:
@@ -81,12 +81,12 @@ def find_jaffe_folder(root):
     Raises:
         FileNotFoundError: neither folder exists.
 
-    Example:
-    >>> import tempfile
-    >>> root = epath.Path(tempfile.mkdtemp())
-    >>> (root / "jaffedbase").mkdir()
-    >>> find_jaffe_folder(root).name
-    'jaffedbase'
+    Examples:
+        >>> import tempfile
+        >>> root = epath.Path(tempfile.mkdtemp())
+        >>> (root / "jaffedbase").mkdir()
+        >>> find_jaffe_folder(root).name
+        'jaffedbase'
     """
     root = epath.Path(root)
     for name in JAFFE_FOLDERS:
@@ -112,16 +112,16 @@ def list_jaffe(folder, skips=None):
     Raises:
         ValueError: naming the file, for an unknown expression code.
 
-    Example:
-    >>> import tempfile
-    >>> folder = epath.Path(tempfile.mkdtemp())
-    >>> for name in ("KA.AN1.39.tiff", "KL.HA2.31.tiff", "README"):
-    ...     _ = (folder / name).write_bytes(b"")
-    >>> skips = SkipCounter("jaffe", str(folder))
-    >>> [(r["subject"], r["label"]) for r in list_jaffe(folder, skips)]
-    [('KA', 'anger'), ('KL', 'happiness')]
-    >>> skips.total
-    1
+    Examples:
+        >>> import tempfile
+        >>> folder = epath.Path(tempfile.mkdtemp())
+        >>> for name in ("KA.AN1.39.tiff", "KL.HA2.31.tiff", "README"):
+        ...     _ = (folder / name).write_bytes(b"")
+        >>> skips = SkipCounter("jaffe", str(folder))
+        >>> [(r["subject"], r["label"]) for r in list_jaffe(folder, skips)]
+        [('KA', 'anger'), ('KL', 'happiness')]
+        >>> skips.total
+        1
     """
     folder = epath.Path(folder)
     skips = skips if skips is not None else SkipCounter("jaffe", str(folder))
@@ -145,13 +145,13 @@ class Jaffe(SubjectSplitBuilder):
     test) and `48px_fold0of10` ... `48px_fold9of10` (leave one subject out);
     any other split via `SubjectSplitConfig.make(...)`.
 
-    Example:
-    >>> import tempfile
-    >>> builder = Jaffe(config="48px_fold3of10", data_dir=tempfile.mkdtemp())
-    >>> sorted(builder.info.features)
-    ['image', 'label', 'subject']
-    >>> builder.builder_config.folds, builder.builder_config.fold
-    (10, 3)
+    Examples:
+        >>> import tempfile
+        >>> builder = Jaffe(config="48px_fold3of10", data_dir=tempfile.mkdtemp())
+        >>> sorted(builder.info.features)
+        ['image', 'label', 'subject']
+        >>> builder.builder_config.folds, builder.builder_config.fold
+        (10, 3)
 
     Reference:
         Lyons, Akamatsu, Kamachi and Gyoba, "Coding facial expressions with

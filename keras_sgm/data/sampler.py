@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from keras_sgm.losses import MAX_EXACT_LABEL
+from keras_sgm import _validation
 
 _MAX_PLANS = 2**31
 """Bound on the plans one fixed-length epoch may chain (never reached in practice)."""
@@ -77,30 +77,7 @@ def _collect_dataset(dataset):
 
 
 def _check_labels(labels, name="labels"):
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1:
-        raise ValueError(
-            f"{name} must be integer class ids of shape [n]; received shape {labels.shape}."
-        )
-    if labels.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
-        if bad.size:
-            raise ValueError(
-                f"{name} must be whole class ids; "
-                f"row {int(bad[0])} holds {labels[bad[0]].item()!r}."
-            )
-    elif labels.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integer class ids; received dtype {labels.dtype}.")
-    labels = labels.astype("int64")
-    bad = np.flatnonzero(np.abs(labels) >= MAX_EXACT_LABEL)
-    if bad.size:
-        raise ValueError(
-            f"{name}: class id {labels[bad[0]]} at row {int(bad[0])} is too large; Keras "
-            f"losses see labels as float32, which keeps ids distinct only below {MAX_EXACT_LABEL}."
-        )
-    return labels
+    return _validation.class_ids(labels, name)
 
 
 def _check_finite(array, name):
@@ -131,14 +108,14 @@ class ClassBalancedSampler:
             (e.g. FER+ vote distributions for soft-label SGMLoss); balancing
             still follows `labels`.
 
-    Example:
-    >>> import numpy as np
-    >>> from keras_sgm.data import ClassBalancedSampler
-    >>> x = np.random.rand(100, 8, 8, 1).astype("float32"); y = np.arange(100) % 4
-    >>> sampler = ClassBalancedSampler(x, y, samples_per_class=5, seed=0)
-    >>> images, labels = next(iter(sampler.dataset()))
-    >>> images.shape, np.bincount(labels.numpy()).tolist()
-    (TensorShape([20, 8, 8, 1]), [5, 5, 5, 5])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_sgm.data import ClassBalancedSampler
+        >>> x = np.random.rand(100, 8, 8, 1).astype("float32"); y = np.arange(100) % 4
+        >>> sampler = ClassBalancedSampler(x, y, samples_per_class=5, seed=0)
+        >>> images, labels = next(iter(sampler.dataset()))
+        >>> images.shape, np.bincount(labels.numpy()).tolist()
+        (TensorShape([20, 8, 8, 1]), [5, 5, 5, 5])
     """
 
     def __init__(
@@ -210,6 +187,11 @@ class ClassBalancedSampler:
     def labels(self):
         """The current labels, a `tf.Variable` `[n]` of int64."""
         return self._labels
+
+    @property
+    def original_labels(self):
+        """The labels the sampler was made with, int64 `[n]` (kept through `relabel`)."""
+        return self._classes.numpy()
 
     @property
     def num_examples(self):
@@ -395,14 +377,14 @@ def class_balanced_batches(
     Use `ClassBalancedSampler` directly when the labels must change between
     training phases (DGMS).
 
-    Example:
-    >>> import numpy as np
-    >>> from keras_sgm.data import class_balanced_batches
-    >>> y = np.array([0] * 50 + [7] * 3 + [40213] * 20)
-    >>> ds = class_balanced_batches(np.zeros((73, 4)), y, samples_per_class=4, seed=1)
-    >>> _, labels = next(iter(ds))
-    >>> sorted(labels.numpy().tolist())
-    [0, 0, 0, 0, 7, 7, 7, 7, 40213, 40213, 40213, 40213]
+    Examples:
+        >>> import numpy as np
+        >>> from keras_sgm.data import class_balanced_batches
+        >>> y = np.array([0] * 50 + [7] * 3 + [40213] * 20)
+        >>> ds = class_balanced_batches(np.zeros((73, 4)), y, samples_per_class=4, seed=1)
+        >>> _, labels = next(iter(ds))
+        >>> sorted(labels.numpy().tolist())
+        [0, 0, 0, 0, 7, 7, 7, 7, 40213, 40213, 40213, 40213]
     """
     sampler = ClassBalancedSampler(
         images,

@@ -35,12 +35,12 @@ signed distances with IEEE arithmetic (no fonts, no drawing library) and all
 randomness comes from `numpy.random.default_rng`, so a seed gives the same
 bytes on every machine.
 
-Example:
->>> data = generate(4, size=48, seed=0)
->>> data["image"].shape, data["image"].dtype
-((32, 48, 48, 1), dtype('uint8'))
->>> np.bincount(data["label"]).tolist(), np.bincount(data["subgroup"]).tolist()
-([4, 4, 4, 4, 4, 4, 4, 4], [8, 8, 8, 8])
+Examples:
+    >>> data = generate(4, size=48, seed=0)
+    >>> data["image"].shape, data["image"].dtype
+    ((32, 48, 48, 1), dtype('uint8'))
+    >>> np.bincount(data["label"]).tolist(), np.bincount(data["subgroup"]).tolist()
+    ([4, 4, 4, 4, 4, 4, 4, 4], [8, 8, 8, 8])
 
 Reference:
     The sub-groups imitate the within-class variation (glasses, beard, face
@@ -237,10 +237,10 @@ def render_face(expression, factors=None, size=48, rng=None):
     Returns:
         uint8 array `[size, size, 1]`.
 
-    Example:
-    >>> face = render_face("surprise", {"glasses": True}, size=48)
-    >>> face.shape, face.dtype
-    ((48, 48, 1), dtype('uint8'))
+    Examples:
+        >>> face = render_face("surprise", {"glasses": True}, size=48)
+        >>> face.shape, face.dtype
+        ((48, 48, 1), dtype('uint8'))
 
     Reference:
         A stand-in for the paper's datasets (section 4), not a model of faces.
@@ -465,10 +465,10 @@ def iterate(n_per_class, size=48, seed=0):
         dicts with `image` (uint8 `[size, size, 1]`) and the ints `label`,
         `glasses`, `beard`, `face_shape`, `skin`, `subgroup`.
 
-    Example:
-    >>> example = next(iterate(1, size=32))
-    >>> sorted(example), example["label"]
-    (['beard', 'face_shape', 'glasses', 'image', 'label', 'skin', 'subgroup'], 0)
+    Examples:
+        >>> example = next(iterate(1, size=32))
+        >>> sorted(example), example["label"]
+        (['beard', 'face_shape', 'glasses', 'image', 'label', 'skin', 'subgroup'], 0)
 
     Reference:
         A stand-in for the paper's datasets (section 4).
@@ -508,10 +508,10 @@ def generate(n_per_class, size=48, seed=0):
         (FER+ order), and the int64 `[n]` factors `glasses`, `beard` (0 or 1),
         `face_shape`, `skin` (0..2) and `subgroup` (`2 * glasses + beard`).
 
-    Example:
-    >>> data = generate(2, size=32, seed=1)
-    >>> data["image"].shape, data["label"][:8].tolist()
-    ((16, 32, 32, 1), [0, 1, 2, 3, 4, 5, 6, 7])
+    Examples:
+        >>> data = generate(2, size=32, seed=1)
+        >>> data["image"].shape, data["label"][:8].tolist()
+        ((16, 32, 32, 1), [0, 1, 2, 3, 4, 5, 6, 7])
 
     Reference:
         A stand-in for the paper's datasets (section 4): results on it say
@@ -586,15 +586,17 @@ else:
         `face_shape` (`FACE_SHAPES`), `skin` (`SKIN_TONES`) and `subgroup`
         (`SUBGROUPS`, `2 * glasses + beard`).
 
-        Args:
-            config: str or `SyntheticFacesConfig`, default "48px".
-            data_dir: where TFDS stores the prepared dataset.
+        Keyword arguments are TFDS' `DatasetBuilder`'s: `config` (a str or
 
-        Example:
-        >>> import tempfile
-        >>> builder = SyntheticFaces(config="48px_tiny", data_dir=tempfile.mkdtemp())
-        >>> builder.builder_config.train_per_class, builder.info.features["subgroup"].names
-        (10, ['plain', 'beard', 'glasses', 'glasses_beard'])
+        `SyntheticFacesConfig`, default "48px") and `data_dir` (where TFDS stores the
+
+        prepared dataset).
+
+        Examples:
+            >>> import tempfile
+            >>> builder = SyntheticFaces(config="48px_tiny", data_dir=tempfile.mkdtemp())
+            >>> builder.builder_config.train_per_class, builder.info.features["subgroup"].names
+            (10, ['plain', 'beard', 'glasses', 'glasses_beard'])
 
         Prepared in seconds, with no download::
 

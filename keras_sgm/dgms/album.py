@@ -70,15 +70,15 @@ def summarize_embeddings(embeddings, k, seed=0, method="em"):
         decreasing group size (ties by index), then any farthest-point
         additions in the order chosen.
 
-    Example:
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> x = np.concatenate([rng.normal(c, 0.1, (m, 2)) for c, m in ((0, 5), (4, 8), (9, 3))])
-    >>> blob = np.repeat([0, 1, 2], [5, 8, 3])
-    >>> blob[summarize_embeddings(x, 3)].tolist()  # one item per blob, the largest blob first
-    [1, 0, 2]
-    >>> summarize_embeddings(np.zeros((4, 2)), 3).tolist()  # duplicates: still distinct
-    [0, 1, 2]
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.normal(c, 0.1, (m, 2)) for c, m in ((0, 5), (4, 8), (9, 3))])
+        >>> blob = np.repeat([0, 1, 2], [5, 8, 3])
+        >>> blob[summarize_embeddings(x, 3)].tolist()  # one item per blob, the largest blob first
+        [1, 0, 2]
+        >>> summarize_embeddings(np.zeros((4, 2)), 3).tolist()  # duplicates: still distinct
+        [0, 1, 2]
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,
@@ -124,12 +124,12 @@ def summarize_album(model, images, k, seed=0, batch_size=256, method="em"):
         int64 array `[k]` of distinct indices into `images`, as
         `summarize_embeddings` orders them.
 
-    Example:
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
-    >>> images = np.repeat([0.1, 0.5, 0.9], [4, 3, 2])[:, None, None, None] * np.ones((4, 4, 1))
-    >>> summarize_album(model, images.astype("float32"), 3).tolist()
-    [0, 4, 7]
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+        >>> images = np.repeat([0.1, 0.5, 0.9], [4, 3, 2])[:, None, None, None] * np.ones((4, 4, 1))
+        >>> summarize_album(model, images.astype("float32"), 3).tolist()
+        [0, 4, 7]
     """
     k = _positive_int(k, "k")
     n = len(images)
@@ -241,15 +241,15 @@ def load_album(folder, image_size, channels, skip_unreadable=False, transform=No
         ValueError: a folder that does not exist or holds no images (or no
             readable ones), a file that cannot be read, bad arguments.
 
-    Example:
-    >>> import pathlib, tempfile, numpy as np
-    >>> from PIL import Image
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> Image.fromarray(np.full((8, 6, 3), 255, "uint8")).save(folder / "b.PNG")
-    >>> Image.fromarray(np.zeros((5, 5), "uint8")).save(folder / "a.jpg")
-    >>> images, paths, skipped = load_album(folder, image_size=4, channels=1)
-    >>> images.shape, [p.name for p in paths], float(images[1].min()), skipped
-    ((2, 4, 4, 1), ['a.jpg', 'b.PNG'], 1.0, [])
+    Examples:
+        >>> import pathlib, tempfile, numpy as np
+        >>> from PIL import Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.full((8, 6, 3), 255, "uint8")).save(folder / "b.PNG")
+        >>> Image.fromarray(np.zeros((5, 5), "uint8")).save(folder / "a.jpg")
+        >>> images, paths, skipped = load_album(folder, image_size=4, channels=1)
+        >>> images.shape, [p.name for p in paths], float(images[1].min()), skipped
+        ((2, 4, 4, 1), ['a.jpg', 'b.PNG'], 1.0, [])
     """
     folder = pathlib.Path(folder)
     image_size = _positive_int(image_size, "image_size")
@@ -280,3 +280,65 @@ def load_album(folder, image_size, channels, skip_unreadable=False, transform=No
             "failed to read (see the log)."
         )
     return Album(np.stack(images).astype(np.float32), paths, skipped)
+
+
+def input_size(model):
+    """`(image_size, channels)` of a model taking square images `[batch, s, s, c]`."""
+    for source in (model, getattr(model, "encoder", None)):  # SGMModel: its encoder's
+        try:
+            shape = tuple(source.input_shape)
+            break
+        except (AttributeError, ValueError):
+            continue
+    else:
+        raise ValueError(f"cannot tell the input shape of the {type(model).__name__} model.")
+    if len(shape) != 4 or shape[1] != shape[2] or shape[1] is None or shape[3] not in (1, 3):
+        raise ValueError(
+            f"the model must take square gray or RGB images [batch, s, s, 1 or 3]; its input "
+            f"shape is {shape}."
+        )
+    return int(shape[1]), int(shape[3])
+
+
+def summarize_album_folder(
+    model_path, folder, k, output, seed=0, method="em", skip_unreadable=False
+):
+    """Summarize a folder of photos with a saved model: its K representatives and a contact sheet.
+
+    Reads every image of `folder` at the model's input size and channels
+    (`load_album`), chooses K with `summarize_album`, and writes the contact
+    sheet of the chosen images to `output`, largest group first.
+
+    Args:
+        model_path: a `.keras` file of a keras_sgm model (or any model embedding
+            square images).
+        folder: the album, a folder of images (sub-folders are ignored).
+        k: int, how many images to choose.
+        output: path of the contact sheet PNG.
+        seed: int, default 0; random state of the clustering.
+        method: `"em"` (default) or `"kmeans"`.
+        skip_unreadable: bool, default False; leave out files that cannot be
+            read as images (each is logged) instead of stopping.
+
+    Returns:
+        `(chosen, paths, sheet)`: the chosen paths in order, every path read,
+        and the sheet's path.
+
+    Raises:
+        ValueError: no model file, a model that does not take square images,
+            or an album it cannot read (named).
+    """
+    import keras
+
+    import keras_sgm  # noqa: F401 - registers the custom objects of saved models
+    from keras_sgm.viz import plot_contact_sheet
+
+    path = pathlib.Path(model_path)
+    if not path.is_file():
+        raise ValueError(f"No model file at {path}.")
+    model = keras.saving.load_model(path)
+    image_size, channels = input_size(model)
+    images, paths, _ = load_album(folder, image_size, channels, skip_unreadable=skip_unreadable)
+    chosen = summarize_album(model, images, k, seed=seed, method=method)
+    sheet = plot_contact_sheet(images[chosen], output, titles=[paths[i].name for i in chosen])
+    return [paths[i] for i in chosen], paths, sheet

@@ -46,6 +46,7 @@ import keras
 import numpy as np
 
 from keras_sgm import distribute
+from keras_sgm._files import write_json
 from keras_sgm.dgms.split import (
     METHODS,
     Split,
@@ -100,7 +101,6 @@ def representation(model, images, kind="features", batch_size=256):
     raise ValueError(f"Unknown representation {kind!r}; choose one of {list(REPRESENTATIONS)}.")
 
 
-@keras.saving.register_keras_serializable(package="keras_sgm")
 class SubclassSplitter(keras.callbacks.Callback):
     """Split classes into sub-classes every few epochs (DGMS, paper section 3.2).
 
@@ -182,22 +182,23 @@ class SubclassSplitter(keras.callbacks.Callback):
             per-class counts, groups asked per class, decisions, schedule,
             representation, method, covariance type, seconds).
 
-    Example:
-    >>> import keras, numpy as np, keras_sgm
-    >>> from keras_sgm.data import ClassBalancedSampler
-    >>> from keras_sgm.dgms import SubclassSplitter
-    >>> rng = np.random.default_rng(0)
-    >>> x = np.concatenate([rng.normal(m, 0.1, (20, 2)) for m in (0, 3, 6, 9)]).astype("float32")
-    >>> y = np.repeat([0, 0, 1, 1], 20)  # each class hides two blobs
-    >>> sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
-    >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="embedding")])
-    >>> model = keras_sgm.SGMModel(encoder)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    >>> splitter = SubclassSplitter(sampler, verbose=0)
-    >>> data = sampler.dataset(steps=sampler.steps_per_epoch)
-    >>> _ = model.fit(data, epochs=2, callbacks=[splitter], verbose=0)
-    >>> splitter.class_of.tolist(), model.predict_proba(x).shape
-    ([0, 0, 1, 1], (80, 2))
+    Examples:
+        >>> import keras, numpy as np, keras_sgm
+        >>> from keras_sgm.data import ClassBalancedSampler
+        >>> from keras_sgm.dgms import SubclassSplitter
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.normal(m, 0.1, (20, 2)) for m in (0, 3, 6, 9)])
+        >>> x = x.astype("float32")
+        >>> y = np.repeat([0, 0, 1, 1], 20)  # each class hides two blobs
+        >>> sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)
+        >>> encoder = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="embedding")])
+        >>> model = keras_sgm.SGMModel(encoder)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> splitter = SubclassSplitter(sampler, verbose=0)
+        >>> data = sampler.dataset(steps=sampler.steps_per_epoch)
+        >>> _ = model.fit(data, epochs=2, callbacks=[splitter], verbose=0)
+        >>> splitter.class_of.tolist(), model.predict_proba(x).shape
+        ([0, 0, 1, 1], (80, 2))
     """
 
     def __init__(
@@ -261,18 +262,17 @@ class SubclassSplitter(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.report = report
         self.verbose = int(verbose)
-        self.original = sampler.labels.numpy().copy()
         self.labels = self.original.copy()
         self.class_of = None  # before the first split every label is its own class
         self.level = 0
         self.history = []
 
-    def get_config(self):
-        raise NotImplementedError(
-            "SubclassSplitter holds a sampler and is not serializable; make a new one."
-        )
-
     # ------------------------------------------------------------------ state
+    @property
+    def original(self):
+        """The original class of every training example (the sampler's first labels)."""
+        return self.sampler.original_labels
+
     @property
     def class_map(self):
         """Dict sub-class id -> original class id (for `SGMModel.fit_gaussians`)."""
@@ -310,10 +310,8 @@ class SubclassSplitter(keras.callbacks.Callback):
             "groups_asked": self.history[-1]["groups_asked"] if self.history else None,
             "history": self.history,
         }
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.state_path)
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.state_path, state)
 
     def _read_state(self):
         state = json.loads(self.state_path.read_text())

@@ -51,11 +51,11 @@ class Group:
 
     Groups compare by identity (`eq=False`): their fields are arrays.
 
-    Example:
-    >>> import numpy as np
-    >>> group = _make_group(np.array([[0.0], [1.0], [5.0]]), np.array([2, 0, 1]), top_k=2)
-    >>> group.medoid, group.members.tolist(), group.top_k.tolist(), group.size
-    (1, [1, 0, 2], [1, 0], 3)
+    Examples:
+        >>> import numpy as np
+        >>> group = _make_group(np.array([[0.0], [1.0], [5.0]]), np.array([2, 0, 1]), top_k=2)
+        >>> group.medoid, group.members.tolist(), group.top_k.tolist(), group.size
+        (1, [1, 0, 2], [1, 0], 3)
     """
 
     members: np.ndarray
@@ -122,11 +122,11 @@ def medoid_index(embeddings, members):
         int, the row index of the medoid. Exact ties (duplicate embeddings)
         go to the smallest index.
 
-    Example:
-    >>> import numpy as np
-    >>> x = np.array([[0.0, 0.0], [1.0, 0.0], [2.1, 0.0], [9.0, 9.0]])
-    >>> medoid_index(x, [0, 1, 2])  # the mean (1.03, 0) is closest to row 1
-    1
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0, 0.0], [1.0, 0.0], [2.1, 0.0], [9.0, 9.0]])
+        >>> medoid_index(x, [0, 1, 2])  # the mean (1.03, 0) is closest to row 1
+        1
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,
@@ -151,11 +151,11 @@ def top_k_members(embeddings, members, medoid, k):
         int64 array `[min(k, len(members))]` of row indices: the medoid, then
         the other members by increasing distance to it (ties by index).
 
-    Example:
-    >>> import numpy as np
-    >>> x = np.array([[0.0], [3.0], [1.0], [-2.5]])
-    >>> top_k_members(x, [0, 1, 2, 3], medoid=0, k=3).tolist()
-    [0, 2, 3]
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0], [3.0], [1.0], [-2.5]])
+        >>> top_k_members(x, [0, 1, 2, 3], medoid=0, k=3).tolist()
+        [0, 2, 3]
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,
@@ -299,18 +299,18 @@ def find_groups(
         given, then by decreasing size (ties by medoid index). Every
         embedding belongs to exactly one group.
 
-    Example:
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> x = np.concatenate([rng.normal(0, 0.1, (6, 2)), rng.normal(5, 0.1, (4, 2))])
-    >>> groups = find_groups(x, n_groups=2, top_k=3)
-    >>> [(g.size, g.top_k.size, g.label) for g in groups]
-    [(6, 3, None), (4, 3, None)]
-    >>> sorted(groups[1].members.tolist())
-    [6, 7, 8, 9]
-    >>> groups = find_groups(x, n_groups=2, labels=["a", "b"] * 5)  # per class: blob by blob
-    >>> [(g.label, sorted(g.members.tolist())) for g in groups]
-    [('a', [0, 2, 4]), ('a', [6, 8]), ('b', [1, 3, 5]), ('b', [7, 9])]
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.normal(0, 0.1, (6, 2)), rng.normal(5, 0.1, (4, 2))])
+        >>> groups = find_groups(x, n_groups=2, top_k=3)
+        >>> [(g.size, g.top_k.size, g.label) for g in groups]
+        [(6, 3, None), (4, 3, None)]
+        >>> sorted(groups[1].members.tolist())
+        [6, 7, 8, 9]
+        >>> groups = find_groups(x, n_groups=2, labels=["a", "b"] * 5)  # per class: blob by blob
+        >>> [(g.label, sorted(g.members.tolist())) for g in groups]
+        [('a', [0, 2, 4]), ('a', [6, 8]), ('b', [1, 3, 5]), ('b', [7, 9])]
 
     Reference:
         Deep Metric Structured Learning For Facial Expression Recognition,
@@ -372,12 +372,12 @@ def groups_of_labels(embeddings, labels, top_k=16, class_of=None):
     Returns:
         A list of `Group`, one per distinct label in sorted order.
 
-    Example:
-    >>> import numpy as np
-    >>> x = np.array([[0.0], [0.2], [0.3], [5.0], [5.1]])
-    >>> groups = groups_of_labels(x, [1, 1, 1, 4, 4], top_k=2, class_of={1: 0, 4: 0})
-    >>> [(g.label, g.medoid, g.top_k.tolist()) for g in groups]
-    [(0, 1, [1, 2]), (0, 3, [3, 4])]
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0], [0.2], [0.3], [5.0], [5.1]])
+        >>> groups = groups_of_labels(x, [1, 1, 1, 4, 4], top_k=2, class_of={1: 0, 4: 0})
+        >>> [(g.label, g.medoid, g.top_k.tolist()) for g in groups]
+        [(0, 1, [1, 2]), (0, 3, [3, 4])]
     """
     embeddings = as_matrix(embeddings, "embeddings")
     labels = np.asarray(labels).reshape(-1)

@@ -100,14 +100,14 @@ def split_classes(
     Returns:
         A `Split`.
 
-    Example:
-    >>> import numpy as np
-    >>> x = np.array([[0.0], [0.1], [5.0], [5.1], [9.0], [9.1]])
-    >>> s = split_classes(x, np.array([7, 7, 7, 7, 3, 3]), clusters=2, min_size=2)
-    >>> s.labels.tolist(), s.parent.tolist()
-    ([1, 1, 2, 2, 0, 0], [3, 7, 7])
-    >>> s.decisions
-    ('class 3: 2 examples, too few for 2 sub-classes of at least 2; kept whole',)
+    Examples:
+        >>> import numpy as np
+        >>> x = np.array([[0.0], [0.1], [5.0], [5.1], [9.0], [9.1]])
+        >>> s = split_classes(x, np.array([7, 7, 7, 7, 3, 3]), clusters=2, min_size=2)
+        >>> s.labels.tolist(), s.parent.tolist()
+        ([1, 1, 2, 2, 0, 0], [3, 7, 7])
+        >>> s.decisions
+        ('class 3: 2 examples, too few for 2 sub-classes of at least 2; kept whole',)
     """
     features = np.asarray(features)
     # float32 stays float32 (half the memory and time of float64 on 28k x 2304 pixels).

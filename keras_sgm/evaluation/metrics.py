@@ -27,6 +27,7 @@ from sklearn import metrics as skm
 from sklearn.cluster import KMeans
 from sklearn.metrics.cluster import contingency_matrix
 
+from keras_sgm import _validation
 from keras_sgm.retrieval import ExactIndex, as_matrix
 
 _VOTE_CHUNK = 4096
@@ -34,15 +35,7 @@ _VOTE_CHUNK = 4096
 
 
 def _check_labels(labels, name, n=None, other=None):
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must have shape [n]; received shape {labels.shape}.")
-    if n is not None and labels.shape[0] != n:
-        raise ValueError(
-            f"{name} has {labels.shape[0]} entries but {other} has {n} rows; "
-            "they must match one to one."
-        )
-    return labels
+    return _validation.one_per_row(labels, name, n, other)
 
 
 def _check_pair(labels, clusters):
@@ -79,9 +72,9 @@ def nmi(labels, clusters):
     Returns:
         A float in `[0, 1]`; 1 when the clusters are the classes.
 
-    Example:
-    >>> round(nmi([0, 0, 1, 1], [5, 5, 2, 2]), 6), round(nmi([0, 0, 1, 1], [0, 1, 0, 1]), 6)
-    (1.0, 0.0)
+    Examples:
+        >>> round(nmi([0, 0, 1, 1], [5, 5, 2, 2]), 6), round(nmi([0, 0, 1, 1], [0, 1, 0, 1]), 6)
+        (1.0, 0.0)
 
     Reference: Manning et al., Introduction to Information Retrieval, eq. 16.2.
     """
@@ -106,9 +99,9 @@ def subclass_nmi(classes, hidden, subclasses):
         A float in `[0, 1]`: 1 when every class's sub-classes are its hidden
         groups, about 0 when they are unrelated.
 
-    Example:
-    >>> subclass_nmi([0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 0, 1], [5, 5, 6, 6, 7, 8])
-    1.0
+    Examples:
+        >>> subclass_nmi([0, 0, 0, 0, 1, 1], [0, 0, 1, 1, 0, 1], [5, 5, 6, 6, 7, 8])
+        1.0
     """
     classes = _check_labels(classes, "classes")
     hidden = _check_labels(hidden, "hidden", classes.shape[0], "classes")
@@ -168,9 +161,9 @@ def pair_counts(labels, clusters):
     Returns:
         A tuple of three Python ints.
 
-    Example:
-    >>> pair_counts(["a", "a", "b", "b"], [0, 0, 0, 1])
-    (1, 2, 1)
+    Examples:
+        >>> pair_counts(["a", "a", "b", "b"], [0, 0, 0, 1])
+        (1, 2, 1)
 
     Reference: Manning et al., Introduction to Information Retrieval, section 16.3.
     """
@@ -194,9 +187,9 @@ def cluster_f1(labels, clusters):
     Returns:
         A float in `[0, 1]`.
 
-    Example:
-    >>> round(cluster_f1(["a", "a", "b", "b"], [0, 0, 0, 1]), 4)  # P = 1/3, R = 1/2
-    0.4
+    Examples:
+        >>> round(cluster_f1(["a", "a", "b", "b"], [0, 0, 0, 1]), 4)  # P = 1/3, R = 1/2
+        0.4
 
     Reference: Manning et al., Introduction to Information Retrieval, section 16.3.
     """
@@ -219,11 +212,11 @@ def kmeans_clusters(embeddings, n_clusters, seed=0):
     Returns:
         int array `[n]` of cluster ids in `[0, n_clusters)`.
 
-    Example:
-    >>> x = [[0.0], [0.1], [5.0], [5.1]]
-    >>> clusters = kmeans_clusters(x, 2)
-    >>> bool(clusters[0] == clusters[1] != clusters[2] == clusters[3])
-    True
+    Examples:
+        >>> x = [[0.0], [0.1], [5.0], [5.1]]
+        >>> clusters = kmeans_clusters(x, 2)
+        >>> bool(clusters[0] == clusters[1] != clusters[2] == clusters[3])
+        True
     """
     embeddings = as_matrix(embeddings, "embeddings")
     n = embeddings.shape[0]
@@ -256,9 +249,9 @@ def recall_at_k(labels, neighbor_labels, ks):
     Returns:
         A dict `{K: recall}` of Python ints and floats.
 
-    Example:
-    >>> recall_at_k([0, 1], [[1, 0], [1, 1]], ks=[1, 2])
-    {1: 0.5, 2: 1.0}
+    Examples:
+        >>> recall_at_k([0, 1], [[1, 0], [1, 1]], ks=[1, 2])
+        {1: 0.5, 2: 1.0}
 
     Reference: section 4.1 of the paper; Jegou et al., Product quantization
     for nearest neighbor search (2011).
@@ -280,9 +273,9 @@ def acc_at_k(labels, neighbor_labels, ks):
     Returns:
         A dict `{K: accuracy}` of Python ints and floats.
 
-    Example:
-    >>> acc_at_k([0, 1], [[1, 0], [1, 1]], ks=[1, 2])
-    {1: 0.5, 2: 0.75}
+    Examples:
+        >>> acc_at_k([0, 1], [[1, 0], [1, 1]], ks=[1, 2])
+        {1: 0.5, 2: 0.75}
 
     Reference: section 4.1 of the paper.
     """
@@ -305,9 +298,10 @@ def knn_vote(neighbor_labels, distances):
     Returns:
         Predicted labels `[m]`, of the dtype of `neighbor_labels`.
 
-    Example:
-    >>> knn_vote([["a", "b", "b"], ["a", "b", "c"]], [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]]).tolist()
-    ['b', 'c']
+    Examples:
+        >>> neighbours = [["a", "b", "b"], ["a", "b", "c"]]
+        >>> knn_vote(neighbours, [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]]).tolist()
+        ['b', 'c']
     """
     neighbor_labels = np.asarray(neighbor_labels)
     distances = np.asarray(distances, dtype=np.float64)
@@ -351,10 +345,10 @@ def knn_predict(train_emb, train_labels, query_emb, k=11, index=None):
     Returns:
         Predicted labels `[m]`.
 
-    Example:
-    >>> train = [[0.0], [1.0], [2.0], [10.0]]
-    >>> knn_predict(train, ["a", "a", "b", "b"], [[1.6], [9.0]], k=3).tolist()
-    ['a', 'b']
+    Examples:
+        >>> train = [[0.0], [1.0], [2.0], [10.0]]
+        >>> knn_predict(train, ["a", "a", "b", "b"], [[1.6], [9.0]], k=3).tolist()
+        ['a', 'b']
 
     Reference: section 4.2.2 of the paper.
     """
@@ -378,9 +372,9 @@ def f1_of(precision, recall):
     Returns:
         A float on that scale; 0 when both are 0.
 
-    Example:
-    >>> round(f1_of(88.614, 68.724), 3)
-    77.412
+    Examples:
+        >>> round(f1_of(88.614, 68.724), 3)
+        77.412
 
     Reference: section 4.2.2 and Table 2 of the paper.
     """
@@ -411,12 +405,12 @@ def knn_scores(y_true, y_pred, classes=None):
         `macro_f1`, the int array `confusion_matrix` (rows: true, columns:
         predicted) and `classes`, the labels in the matrix's order.
 
-    Example:
-    >>> scores = knn_scores([0, 0, 1, 1], [0, 1, 1, 1])
-    >>> scores["accuracy"], round(scores["f1"], 4), round(scores["macro_f1"], 4)
-    (0.75, 0.7895, 0.7333)
-    >>> scores["confusion_matrix"].tolist()
-    [[1, 1], [0, 2]]
+    Examples:
+        >>> scores = knn_scores([0, 0, 1, 1], [0, 1, 1, 1])
+        >>> scores["accuracy"], round(scores["f1"], 4), round(scores["macro_f1"], 4)
+        (0.75, 0.7895, 0.7333)
+        >>> scores["confusion_matrix"].tolist()
+        [[1, 1], [0, 2]]
     """
     y_true = _check_labels(y_true, "y_true")
     y_pred = _check_labels(y_pred, "y_pred", y_true.shape[0], "y_true")
@@ -465,10 +459,10 @@ def f1_vs_k(train_emb, train_y, test_emb, test_y, ks=range(1, 22)):
     Returns:
         A dict `{K: F1}`.
 
-    Example:
-    >>> train = [[0.0], [1.0], [2.0], [10.0]]
-    >>> f1_vs_k(train, [0, 0, 1, 1], [[1.9], [9.0]], [1, 1], ks=[1, 3])
-    {1: 1.0, 3: 0.3333333333333333}
+    Examples:
+        >>> train = [[0.0], [1.0], [2.0], [10.0]]
+        >>> f1_vs_k(train, [0, 0, 1, 1], [[1.9], [9.0]], [1, 1], ks=[1, 3])
+        {1: 1.0, 3: 0.3333333333333333}
     """
     index, train_y = _train_index(train_emb, train_y, None)
     ks = _check_ks(ks, len(index), "the number of train embeddings")
@@ -517,14 +511,14 @@ def evaluate_embeddings(
         predicted) and `classes` (the matrix's order: every train or test
         label, sorted).
 
-    Example:
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> y = np.repeat([0, 1, 2], 20)
-    >>> x = np.eye(3)[y] * 10 + rng.normal(size=(60, 3))
-    >>> result = evaluate_embeddings(x[::2], y[::2], x[1::2], y[1::2], ks=(1, 4))
-    >>> round(result["nmi"], 3), result["recall_at_k"], result["knn_accuracy"]
-    (1.0, {1: 1.0, 4: 1.0}, 1.0)
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.repeat([0, 1, 2], 20)
+        >>> x = np.eye(3)[y] * 10 + rng.normal(size=(60, 3))
+        >>> result = evaluate_embeddings(x[::2], y[::2], x[1::2], y[1::2], ks=(1, 4))
+        >>> round(result["nmi"], 3), result["recall_at_k"], result["knn_accuracy"]
+        (1.0, {1: 1.0, 4: 1.0}, 1.0)
 
     Reference: section 4.1 of the paper.
     """

@@ -1,0 +1,178 @@
+"""The images of a run: its dataset's splits as arrays, and the class names, by `TrainConfig`."""
+
+from pathlib import Path
+
+import numpy as np
+
+from keras_sgm.data import digits
+from keras_sgm.data.names import DIGIT_DATASETS, LOCAL_DATASETS
+
+DIGIT_PAIR_NAMES = digits.PAIR_NAMES
+"""The classes of `digit_pairs` and `mnist_pairs` (`keras_sgm.data.digits.PAIR_NAMES`)."""
+
+
+def class_names_of(config):
+    """The class names a run on `config` trains on, read without loading any image.
+
+    Catalog datasets use FER+'s eight expressions; an image folder the
+    sub-folders of `DATA_DIR/train` that hold images.
+    """
+    if config.dataset in DIGIT_DATASETS:
+        paired = DIGIT_DATASETS[config.dataset][1]
+        return list(digits.PAIR_NAMES if paired else digits.DIGIT_NAMES)
+    if config.dataset == "image_folder":
+        from keras_sgm.data.image_folder import list_image_folder
+
+        return list(list_image_folder(Path(config.data_dir) / "train"))
+    from keras_sgm.data import catalog
+
+    return catalog.class_names(config.dataset)
+
+
+def load_splits(config, with_extras=False):
+    """`(train, val_or_None, test, class_names)`, each split `(images, labels)`.
+
+    With `with_extras=True` a fifth item is added: a dict of the training
+    split's other per-example columns (e.g. the synthetic faces' hidden
+    `subgroup`), empty for datasets without any.
+    """
+    extras = {}
+    if config.dataset in DIGIT_DATASETS:
+        # The split is fixed (seed 0) whatever the training seed, so that runs with
+        # different seeds, and scripts/evaluate.py, all test on the same images.
+        # The pair sets hide two known sub-groups per class: 0|1, 2|3, ...
+        name, pairs = DIGIT_DATASETS[config.dataset]
+        train, test, names, extras = digits.load(
+            name, config.image_size, config.channels, pairs=pairs
+        )
+        val = None
+    elif config.dataset == "image_folder":
+        from keras_sgm.data.image_folder import load_image_folder
+
+        root = Path(config.data_dir)
+        size, channels, skip = config.image_size, config.channels, config.skip_unreadable
+        x, y, names = load_image_folder(
+            root / "train", size, channels, min_per_class=2, skip_unreadable=skip
+        )
+        train = (x, y)
+        x, y, _ = load_image_folder(root / "test", size, channels, names, skip_unreadable=skip)
+        test = (x, y)
+        val = None
+        if (root / "val").is_dir():
+            x, y, _ = load_image_folder(root / "val", size, channels, names, skip_unreadable=skip)
+            val = (x, y)
+    else:
+        train, val, test, names, extras = _load_named(config)
+    if config.max_train_samples is not None and config.max_train_samples < len(train[1]):
+        keep = np.random.default_rng(config.seed).permutation(len(train[1]))
+        keep = np.sort(keep[: config.max_train_samples])
+        train = (train[0][keep], train[1][keep])
+        extras = {key: value[keep] for key, value in extras.items()}
+    _check_counts(train[1], names)
+    if with_extras:
+        return train, val, test, names, extras
+    return train, val, test, names
+
+
+def load_test_split(config):
+    """`(images, labels, class_names)` of a dataset's test split, without its other splits.
+
+    An image folder needs only `DATA_DIR/test/`, its classes being its
+    sub-folders; named datasets read only their prepared `test` split.
+    """
+    if config.dataset == "image_folder":
+        from keras_sgm.data.image_folder import load_image_folder
+
+        return load_image_folder(
+            Path(config.data_dir) / "test",
+            config.image_size,
+            config.channels,
+            skip_unreadable=config.skip_unreadable,
+        )
+    if config.dataset in LOCAL_DATASETS:
+        _, _, test, names = load_splits(config)
+        return test[0], test[1], names
+    from keras_sgm.data import catalog
+
+    built = _named_builder(config)
+    images, labels = _named_split(config, built, "test")[:2]
+    return images, labels, catalog.class_names(config.dataset)
+
+
+def _named_builder(config):
+    from keras_sgm.data import catalog
+
+    stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
+    return catalog.builder(
+        config.dataset,
+        stored,
+        manual_dir=config.data_dir,
+        data_dir=config.tfds_dir,
+        config=config.dataset_config,
+    )
+
+
+def _named_split(config, built, name):
+    """`(images, labels, extras)` of one split, resized and channel-converted to the config's."""
+    from keras_sgm.data import catalog
+
+    images, labels, columns = catalog.split_arrays(built, name)
+    if built.builder_config.image_size != config.image_size:
+        import tensorflow as tf
+
+        size = (config.image_size, config.image_size)
+        images = tf.image.resize(images, size, antialias=True).numpy()
+    if config.channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    return images, labels, columns
+
+
+def _load_named(config):
+    """A TFDS-built dataset, resized and channel-converted to the config's input.
+
+    A `*_probability` dataset config (`TrainConfig.soft_labels`, FER+'s) adds
+    the training split's vote distributions to the extras as `"soft_labels"`.
+    """
+    from keras_sgm.data import catalog
+
+    built = _named_builder(config)
+    extras = {}
+
+    def split(name):
+        images, labels, columns = _named_split(config, built, name)
+        if name == "train":
+            extras.update(columns)
+        return images, labels
+
+    val = split("validation") if "validation" in built.info.splits else None
+    train = split("train")
+    if config.soft_labels:
+        if "votes" not in extras:
+            raise ValueError(
+                f"dataset_config {config.dataset_config!r} of {config.dataset!r} holds no vote "
+                "distributions to train on; the *_probability configs are FER+'s."
+            )
+        extras["soft_labels"] = extras["votes"].astype("float32")
+    return train, val, split("test"), catalog.class_names(config.dataset), extras
+
+
+def _check_counts(labels, names):
+    counts = np.bincount(labels, minlength=len(names))
+    single = [names[c] for c in np.flatnonzero(counts == 1)]
+    if single:
+        raise ValueError(
+            f"Training classes with a single image: {single}; metric learning needs at least "
+            "two examples of a class (raise max_train_samples or add images)."
+        )
+    if np.count_nonzero(counts) < 2:
+        raise ValueError("The training split holds fewer than two classes.")
+
+
+def describe_splits(train, val, test, names):
+    """`"3 classes; train 24 images (bars 8, ...); test 12"`: what a run found, printed first."""
+    counts = np.bincount(train[1], minlength=len(names))
+    per_class = ", ".join(f"{name} {int(n)}" for name, n in zip(names, counts, strict=True))
+    text = f"{len(names)} classes; train {len(train[1])} images ({per_class})"
+    if val is not None:
+        text += f"; val {len(val[1])}"
+    return text + f"; test {len(test[1])}"

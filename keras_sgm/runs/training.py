@@ -1,0 +1,304 @@
+"""Train one run: the models a config builds, the batches they train on, `fit`, and evaluation.
+
+`train(config)` is the whole of `scripts/train.py`: the run folder is made
+ready (`RunDir.prepare`: resume, overwrite), the splits loaded
+(`keras_sgm.runs.datasets`), the models built, fitted with a backup every
+epoch, and evaluated with the paper's protocol
+(`keras_sgm.evaluation.report`); `keras_sgm.runs.benchmark` calls it once per
+method, backbone and seed.
+"""
+
+import contextlib
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from keras_sgm import distribute
+from keras_sgm.evaluation import metrics as evaluation
+from keras_sgm.evaluation.report import classifier_metrics, evaluate_model
+from keras_sgm.runs import dgms as run_dgms
+from keras_sgm.runs.config import TrainConfig
+from keras_sgm.runs.datasets import describe_splits, load_splits
+from keras_sgm.runs.rundir import RunDir
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Records the wall-clock seconds of each training epoch in `seconds`."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def build_models(config, input_shape, class_names):
+    """`(trained_model, embedding_model)`: the model `fit` trains and the `SGMModel` saved."""
+    import keras_sgm
+    from keras_sgm import backbones
+
+    options = {"dropout": config.dropout} if config.arch in ("fmpnet", "cvgg13", "alexnet") else {}
+    encoder = backbones.get(
+        config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim, **options
+    )
+    if config.radius:
+        encoder = backbones.on_sphere(encoder, config.radius)
+    embedder = keras_sgm.SGMModel(
+        encoder,
+        sigma=config.sigma,
+        class_names=class_names,
+        cross_replica=config.strategy != "none",
+    )
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    if config.method == "ce":
+        logits = keras.layers.Dense(len(class_names), name="classifier", dtype="float32")(
+            encoder.output
+        )
+        classifier = keras_sgm.SoftmaxClassifier(
+            encoder.input, logits, name=f"{config.arch}_softmax_cnn"
+        )
+        if config.soft_labels:  # vote distributions: Barsoum et al.'s "probability" mode
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+            metrics = ["categorical_accuracy"]
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            metrics = ["accuracy"]
+        classifier.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        return classifier, embedder
+    if config.method == "sgm":
+        loss = keras_sgm.SGMLoss(
+            sigma=config.sigma,
+            leave_one_out=config.leave_one_out,
+            mixture=run_dgms.trains_mixture(config),
+            subclass_weight=1.0
+            if run_dgms.trains_mixture(config) and config.dgms_loss == "both"
+            else 0.0,
+        )
+    else:
+        loss = keras_sgm.TripletLoss(margin=config.margin, mining=config.mining)
+    embedder.compile(optimizer=optimizer, loss=loss)
+    return embedder, embedder
+
+
+def training_data(config, train, val, start_epoch=0, soft_labels=None):
+    """`(train_dataset, val_dataset_or_None, sampler)`: balanced batches, or shuffled ones for `ce`.
+
+    `start_epoch` > 0 (a resumed run) derives a fresh seed, so the resumed
+    epochs do not replay the batch order of the run's first epochs. With
+    DGMS, epochs keep the length of the first labelling (sub-classes change
+    the natural length).
+
+    `soft_labels` (`[n, classes]`, e.g. FER+ vote distributions) are what
+    SGMLoss and the softmax CNN train on, batches still balanced on the hard
+    labels `train[1]` (the distributions' majority); triplet loss, which
+    needs hard labels, trains on `train[1]`. With `config.augment` every
+    method's batches pass through the same `keras_sgm.data.augmenter`.
+    """
+    import tensorflow as tf
+
+    from keras_sgm.data import ClassBalancedSampler
+
+    seed = config.seed
+    if start_epoch:
+        seed = int(np.random.SeedSequence([config.seed, start_epoch]).generate_state(1)[0])
+    targets = None if config.method == "triplet" else soft_labels  # triplet needs hard labels
+    sampler = ClassBalancedSampler(
+        train[0],
+        train[1],
+        config.samples_per_class,
+        config.classes_per_batch,
+        seed=seed,
+        targets=targets,
+    )
+    batch_size = sampler.batch_size
+    if config.method == "ce":
+        pairs = train if targets is None else (train[0], targets)
+        data = (
+            tf.data.Dataset.from_tensor_slices(pairs)
+            .shuffle(len(train[1]), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+    elif config.dgms_levels:
+        data = sampler.dataset(
+            steps=sampler.steps_per_epoch, with_classes=run_dgms.trains_mixture(config)
+        )
+    else:
+        data = sampler.dataset()
+    if config.augment:
+        from keras_sgm.data import augment, augmenter
+
+        data = augment(data, augmenter(seed=seed))
+    if val is not None and targets is not None:  # validation is labelled by majority
+        val = (val[0], np.eye(soft_labels.shape[1], dtype="float32")[val[1]])
+    val_data = None if val is None else tf.data.Dataset.from_tensor_slices(val).batch(batch_size)
+    return data, val_data, sampler
+
+
+def train(config, callbacks=()):
+    """Run one training job and write its outputs; returns the metrics dict.
+
+    On a multi-worker run (`strategy="multiworker"`) every worker calls
+    `train` with the same config; the chief evaluates and writes `output`,
+    the others save their model in `output/workers/<task>_<index>/` and
+    return `{"worker": ..., "epochs_run_in_this_session": ...}`.
+
+    Args:
+        config: a `TrainConfig` (or a dict of its fields).
+        callbacks: extra Keras callbacks for `fit`.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config = config.validated().resolved()
+    strategy = distribute.make_strategy(config.strategy, config.replicas)  # before any TF op
+    # TF_CONFIG names the chief of a multi-worker run only; any other run writes its output.
+    chief = config.strategy != "multiworker" or distribute.is_chief()
+    if not chief:  # another worker of a multi-worker run: its own directory
+        worker = RunDir(config.output).worker(*distribute.task())
+        config = dataclasses.replace(config, output=str(worker.path))
+    with _precision(config.mixed_precision):
+        return _train(config, strategy, chief, callbacks)
+
+
+@contextlib.contextmanager
+def _precision(policy):
+    """Train under a Keras dtype policy (None: leave it), restoring the previous one after."""
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _train(config, strategy, chief, callbacks):
+    run = RunDir(config.output)
+    # A run that fails before it trains leaves no folder it created behind.
+    with run.removed_on_failure():
+        config = run.prepare(config)
+        keras.utils.set_random_seed(config.seed)
+        train_split, val, test, names, extras = load_splits(config, with_extras=True)
+        if config.verbose and chief:
+            print(describe_splits(train_split, val, test, names))
+        run.write_config(config)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model, embedder = build_models(config, train_split[0].shape[1:], names)
+        start = _start_epoch(config, run, strategy)
+        data, val_data, sampler = training_data(
+            config, train_split, val, start_epoch=start, soft_labels=extras.get("soft_labels")
+        )
+    splitter = None
+    if config.dgms_levels:
+        splitter = run_dgms.splitter(
+            config, sampler, run.path, train_split, test, extras.get("subgroup")
+        )
+    timer = _EpochTimer()
+    history = model.fit(
+        data,
+        validation_data=val_data,
+        epochs=config.epochs,
+        verbose=config.verbose,
+        shuffle=False,
+        callbacks=_callbacks(config, run, splitter, timer, callbacks),
+    )
+    if strategy is not None:
+        # Inference from here on runs on this process alone, in the order of its inputs.
+        embedder = embedder.local_copy()
+        if not chief:
+            run.save_model(embedder)  # the chief alone evaluates and writes metrics
+            run.discard_backup()
+            return {"worker": run.path.name, "epochs_run_in_this_session": len(history.epoch)}
+    if splitter:
+        embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
+    else:
+        embedder.fit_gaussians(train_split[0], train_split[1])
+    if config.method == "ce":
+        run.save_model(model, RunDir.CLASSIFIER)
+    run.save_model(embedder)
+    metrics, train_emb = _evaluate(
+        config, run, model, embedder, strategy, train_split, test, names, extras
+    )
+    metrics.update(
+        soft_labels=config.soft_labels and config.method != "triplet",
+        augment=config.augment,
+        seed=config.seed,
+        train_seconds_per_epoch=float(np.mean(timer.seconds)) if timer.seconds else None,
+        epochs_run_in_this_session=len(history.epoch),
+        method=config.method,
+        arch=config.arch,
+        dataset=config.dataset,
+        replicas=strategy.num_replicas_in_sync if strategy is not None else 1,
+    )
+    if splitter:
+        metrics["dgms"] = run_dgms.dgms_outputs(
+            train_emb, splitter, train_split, names, run.path, extras.get("subgroup"), config.seed
+        )
+        metrics["dgms"]["loss"] = (
+            config.dgms_loss if run_dgms.trains_mixture(config) else "subclass"
+        )
+    run.write_metrics(metrics)  # the run is complete: its backup goes
+    return metrics
+
+
+def _start_epoch(config, run, strategy):
+    """The epoch training starts from (a resumed run's), checked to agree across workers."""
+    if strategy is not None and config.method != "ce":
+        distribute.check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
+    start = run.finished_epochs() if config.resume else 0
+    if distribute.in_multiworker(strategy):
+        distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
+        distribute.check_same_everywhere(
+            run.dgms_level(), strategy, "DGMS levels reached before --resume"
+        )
+    return start
+
+
+def _callbacks(config, run, splitter, timer, extra):
+    """The callbacks of a run's `fit`, in the order they must run."""
+    return [
+        # The splitter saves its state before the backup of the same epoch is written.
+        *([splitter] if splitter else []),
+        # Kept until metrics.json is written: a run stopped while it evaluates is
+        # recognised as trained and only evaluated again.
+        keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(run.checkpoint_path)),
+        keras.callbacks.TensorBoard(str(run.logs)),
+        keras.callbacks.CSVLogger(str(run.history_path), append=config.resume),
+        timer,
+        *extra,
+    ]
+
+
+def _evaluate(config, run, model, embedder, strategy, train, test, names, extras):
+    """`(metrics, train_embeddings)` of a trained run (figures written to its folder)."""
+    scores = {}
+    if config.method == "ce":
+        # Under a strategy, score an undistributed copy: predict would wait on other workers.
+        head = model if strategy is None else keras.saving.load_model(run.classifier_path)
+        scores = classifier_metrics(head, test, len(names))
+    train_emb = embedder.predict(train[0], verbose=0)
+    metrics = evaluate_model(
+        embedder,
+        train,
+        test,
+        names,
+        run.path,
+        seed=config.seed,
+        knn_k=config.knn_k,
+        train_emb=train_emb,
+    )
+    metrics.update(scores)
+    if "subgroup" in extras:  # classes hiding known groups: does the embedding keep them?
+        metrics["hidden_group_nmi"] = evaluation.hidden_group_nmi(
+            train_emb, train[1], extras["subgroup"], seed=config.seed
+        )
+    return metrics, train_emb
