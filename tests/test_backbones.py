@@ -4,7 +4,7 @@ import pytest
 
 import keras_sgm
 from keras_sgm import backbones
-from tests.testing import save_and_reload
+from tests.testing import TestCase
 
 NAMES = ["alexnet", "cvgg13", "fmpnet", "preact_resnet18", "resnet18"]
 
@@ -46,35 +46,23 @@ def test_shapes_and_parameter_count(name):
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(out)))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_train_step_then_keras_round_trip(name, tmp_path):
-    keras.utils.set_random_seed(0)
-    model = backbones.get(name)
-    x = _images(32, (48, 48, 1))
-    # Two batches of 16 holding 8 images of each of 2 classes. With fewer images per
-    # class, SGMLoss's in-batch means sit so close to their members that the loss of a
-    # random FMPNet (whose last batch norm spreads the embeddings) saturates near 0.
-    y = np.tile([0, 1], 16)
-    before = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables]
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss=keras_sgm.SGMLoss(), jit_compile=False
-    )
-    history = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
-    assert 1e-4 < history["loss"][0] < 2.0
-    after = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
-    unchanged = [
-        v.path for v, b, a in zip(model.trainable_variables, before, after) if np.array_equal(b, a)
-    ]
-    assert not unchanged  # gradients reached every trainable weight
-
-    loaded = save_and_reload(model, tmp_path / "m.keras")
-    assert loaded.name == model.name
-    assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(loaded(x[:4], training=False)),
-        keras.ops.convert_to_numpy(model(x[:4], training=False)),
-        atol=1e-5,
-    )
+class TestBackbones(TestCase):
+    @pytest.mark.parametrize("name", NAMES)
+    def test_call_config_fit_and_saving(self, name):
+        """Finite embeddings; rebuilt from its config; a fit step reaches every weight; saves."""
+        keras.utils.set_random_seed(0)
+        model = backbones.get(name, input_shape=(32, 32, 1), embedding_dim=16)
+        x = _images(32, (32, 32, 1))
+        # Two batches of 16 holding 8 images of each of 2 classes. With fewer images per
+        # class, SGMLoss's in-batch means sit so close to their members that the loss of a
+        # random FMPNet (whose last batch norm spreads the embeddings) saturates near 0.
+        y = np.tile([0, 1], 16)
+        history = self.run_layer_test(
+            model, x, (32, 16), y=y, fit_kwargs={"batch_size": 16, "shuffle": False}
+        )
+        assert 1e-4 < history["loss"][0] < 2.0
+        assert model.name == f"{name}_encoder"
+        assert model.layers[-1].name == "embedding"
 
 
 def _dropout_rates(model):
@@ -128,17 +116,32 @@ def test_bad_arguments_raise_naming_the_value(kwargs, message):
         backbones.get(name, **kwargs)
 
 
-def test_on_sphere_puts_every_embedding_at_the_radius_and_saves(tmp_path):
-    encoder = backbones.on_sphere(backbones.get("fmpnet", input_shape=(32, 32, 1)), 3.0)
-    assert encoder.name == "fmpnet_encoder" and encoder.output_shape == (None, 64)
-    images = _images(5, (32, 32, 1))
-    norms = np.linalg.norm(encoder.predict(images, verbose=0), axis=1)
-    np.testing.assert_allclose(norms, 3.0, rtol=1e-5)
-    assert "embedding" in [layer.name for layer in encoder.layers]  # DGMS "features" finds it
-    reloaded = save_and_reload(keras_sgm.SGMModel(encoder), tmp_path / "m.keras")
-    np.testing.assert_allclose(
-        reloaded.predict(images, verbose=0), encoder.predict(images, verbose=0), atol=1e-5
-    )
-    for radius in (0, -1.0, True, "3"):
-        with pytest.raises(ValueError, match="radius must be a positive number"):
-            backbones.on_sphere(encoder, radius)
+class TestOnSphere(TestCase):
+    def test_every_embedding_lies_at_the_radius_through_fit_and_saving(self):
+        keras.utils.set_random_seed(0)
+        encoder = backbones.on_sphere(backbones.get("fmpnet", input_shape=(32, 32, 1)), 3.0)
+        assert encoder.name == "fmpnet_encoder" and encoder.output_shape == (None, 64)
+        assert "embedding" in [layer.name for layer in encoder.layers]  # DGMS "features" finds it
+        images = _images(16, (32, 32, 1))
+        norms = np.linalg.norm(encoder.predict(images, verbose=0), axis=1)
+        np.testing.assert_allclose(norms, 3.0, rtol=1e-5)
+        history = self.run_layer_test(  # saved below, inside an SGMModel
+            encoder,
+            images,
+            (16, 64),
+            y=np.tile([0, 1], 8),
+            fit_kwargs={"batch_size": 16},
+            saving=False,
+        )
+        assert np.isfinite(history["loss"][0])
+        norms = np.linalg.norm(encoder.predict(images, verbose=0), axis=1)
+        np.testing.assert_allclose(norms, 3.0, rtol=1e-5)  # still on the sphere after training
+        reloaded = self.run_model_saving_test(keras_sgm.SGMModel(encoder), images, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(reloaded.predict(images, verbose=0), axis=1), 3.0)
+
+    def test_bad_radius(self):
+        inputs = keras.Input((3,))
+        encoder = keras.Model(inputs, keras.layers.Dense(2, name="embedding")(inputs))
+        for radius in (0, -1.0, True, "3"):
+            with pytest.raises(ValueError, match="radius must be a positive number"):
+                backbones.on_sphere(encoder, radius)

@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,6 +7,7 @@ from hypothesis import strategies as st
 import keras_sgm
 from keras_sgm.losses import sgm_loss, triplet_loss
 from tests import reference
+from tests.testing import TestCase, toy_data
 
 
 def _batch(seed, n=24, dim=5, ids=(0, 3, 40213), scale=1.0):
@@ -242,27 +242,67 @@ def test_triplet_gradient_finite_with_duplicate_points():
     assert float(loss) == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize(
-    "loss",
-    [keras_sgm.SGMLoss(sigma=2.5, name="s"), keras_sgm.TripletLoss(0.3, "semi_hard", True, True)],
-)
-def test_loss_config_round_trip(loss):
-    config = loss.get_config()
-    clone = loss.__class__.from_config(config)
-    assert clone.get_config() == config
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert type(restored) is type(loss) and restored.get_config() == config
-    labels, x = _batch(8, n=10)
-    np.testing.assert_allclose(float(restored(labels, x)), float(loss(labels, x)))
+def _mixture_fit_data():
+    """`toy_data` with two (arbitrary) sub-classes per class, as (sub-class, class) pairs."""
+    x, y = toy_data()
+    sub = y * 2 + (np.arange(len(y)) % 2)
+    return x, np.stack([sub, y], axis=1).astype("float32")
 
 
-def test_centroid_accuracy_matches_numpy():
-    labels, x = _batch(9, n=40, ids=(3, 4, 40213))
-    got = keras_sgm.centroid_accuracy(labels, x).numpy()
-    np.testing.assert_array_equal(got, reference.centroid_accuracy(labels, x))
-    metric = keras_sgm.CentroidAccuracy()
-    metric.update_state(labels, x)
-    assert float(metric.result()) == pytest.approx(reference.centroid_accuracy(labels, x).mean())
+class TestSGMLoss(TestCase):
+    @pytest.mark.parametrize(
+        "init_kwargs",
+        [{}, {"sigma": 0.8, "name": "s"}, {"sigma": 0.7, "leave_one_out": True}],
+    )
+    def test_config_saving_and_fit(self, init_kwargs):
+        labels, x = _batch(8, n=10)
+        value = self.run_loss_test(keras_sgm.SGMLoss, init_kwargs, labels, x)
+        sigma = init_kwargs.get("sigma", 1.0)
+        leave_one_out = init_kwargs.get("leave_one_out", False)
+        expected = reference.sgm_loss(labels, x, sigma, leave_one_out).mean()
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-6)
+
+    def test_mixture_config_saving_and_fit_on_pairs(self):
+        sub, classes, x = TestMixture()._pairs(4)
+        pairs = np.stack([sub, classes], axis=1)
+        init_kwargs = {"sigma": 0.7, "mixture": True, "subclass_weight": 0.5}
+        value = self.run_loss_test(
+            keras_sgm.SGMLoss,
+            init_kwargs,
+            pairs,
+            x,
+            fit_data=_mixture_fit_data(),
+        )
+        expected = reference.sgm_mixture_loss(sub, classes, x, 0.7)
+        expected = expected + 0.5 * reference.sgm_loss(sub, x, 0.7)
+        np.testing.assert_allclose(value, expected.mean(), rtol=1e-4, atol=1e-6)
+
+    def test_dtype_survives_the_config(self):
+        loss = keras_sgm.SGMLoss(dtype="float64")
+        assert keras_sgm.SGMLoss.from_config(loss.get_config()).dtype == "float64"
+
+
+class TestTripletLoss(TestCase):
+    @pytest.mark.parametrize(
+        "init_kwargs",
+        [
+            {},
+            {"margin": 0.3, "mining": "semi_hard"},
+            {"margin": 0.3, "mining": "semi_hard", "squared": True, "l2_normalize": True},
+        ],
+    )
+    def test_config_saving_and_fit(self, init_kwargs):
+        labels, x = _batch(8, n=10)
+        value = self.run_loss_test(keras_sgm.TripletLoss, init_kwargs, labels, x)
+        options = {"margin": 0.2, "mining": "batch_hard", "squared": False, **init_kwargs}
+        if options.pop("l2_normalize", False):
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        expected = reference.triplet_loss(labels, x, **options).mean()
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5)
+
+    def test_dtype_survives_the_config(self):
+        loss = keras_sgm.TripletLoss(dtype="float64")
+        assert keras_sgm.TripletLoss.from_config(loss.get_config()).dtype == "float64"
 
 
 @given(seed=st.integers(0, 2**16), n=st.integers(3, 16), soft=st.booleans())

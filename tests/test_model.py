@@ -5,26 +5,135 @@ import tensorflow as tf
 
 import keras_sgm
 from tests import reference
-from tests.testing import assert_same_outputs, encoder, save_and_reload, toy_data
+from tests.testing import TestCase, assert_same_outputs, encoder, toy_data
 
 
-@pytest.mark.parametrize(
-    "loss", [keras_sgm.SGMLoss(sigma=0.8), keras_sgm.TripletLoss(mining="semi_hard", margin=0.3)]
-)
-def test_plain_keras_model_compile_fit_save_load(loss, tmp_path):
-    x, y = toy_data()
-    model = encoder()
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss)
-    before = model.evaluate(x, y, batch_size=72, verbose=0)
-    model.fit(x, y, batch_size=24, epochs=3, verbose=0)
-    after = model.evaluate(x, y, batch_size=72, verbose=0)
-    assert after < before
-    loaded = save_and_reload(model, tmp_path / "m.keras")
-    assert_same_outputs(model, loaded, x)
-    assert type(loaded.loss) is type(loss)
-    assert loaded.loss.get_config() == loss.get_config()
-    # training resumes from the saved optimizer state with the same loss value
-    np.testing.assert_allclose(loaded.evaluate(x, y, batch_size=72, verbose=0), after, rtol=1e-5)
+def _assert_fit_fails_untouched(model, x, y):
+    """`fit` on one batch of `(x, y)` stops with a ValueError and changes no weight."""
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match="Non-finite loss or gradients at epoch 1, batch 1"):
+        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+class TestSGMModel(TestCase):
+    def test_config_round_trip_rebuilds_the_same_model(self):
+        x, _ = toy_data()
+        init_kwargs = {
+            "encoder": encoder(),
+            "sigma": 0.9,
+            "cross_replica": True,
+            "class_names": ["n", "h", "s"],
+            "name": "sgm",
+        }
+        model = keras_sgm.SGMModel(**init_kwargs)
+        clone = self.assert_config_round_trip(model, init_kwargs)
+        assert clone.encoder is not model.encoder
+        assert clone.encoder.get_config() == model.encoder.get_config()
+        assert (clone.sigma, clone.cross_replica, clone.class_names) == (0.9, True, ["n", "h", "s"])
+        clone.set_weights(model.get_weights())
+        assert_same_outputs(model, clone, x)
+
+    @pytest.mark.parametrize("jit_compile", [False, True])
+    def test_trains_and_classifies(self, jit_compile):
+        x, y = toy_data(n_per_class=40)
+        model = keras_sgm.SGMModel(encoder(), class_names=["a", "b", "c"])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
+        history = self.run_fit_step(model, x, y, epochs=8, batch_size=60)
+        assert set(history) == {"loss", "centroid_accuracy"}
+        assert history["loss"][-1] < history["loss"][0]
+        assert history["centroid_accuracy"][-1] >= 0.9
+        model.fit_gaussians(x, y)
+        proba = model.predict_proba(x)
+        assert proba.shape == (len(y), 3)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(model.classes_, [0, 3, 40213])
+        assert np.mean(model.predict_classes(x) == y) >= 0.9
+
+    def test_save_load_keeps_encoder_gaussians_and_compile(self):
+        x, y = toy_data()
+        model = keras_sgm.SGMModel(encoder(), sigma=0.9, class_names=["n", "h", "s"])
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        self.run_fit_step(model, x, y, epochs=2, batch_size=36)
+        model.fit_gaussians(x, y)
+        # same class, weights, embeddings, loss config and evaluation (loss, centroid_accuracy)
+        loaded = self.run_model_saving_test(model, x, y)
+        assert (loaded.sigma, loaded.class_names) == (0.9, ["n", "h", "s"])
+        np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-6)
+        np.testing.assert_array_equal(loaded.gaussian_ids, model.gaussian_ids)
+        np.testing.assert_array_equal(loaded.gaussian_classes, model.gaussian_classes)
+        np.testing.assert_array_equal(loaded.gaussian_means, model.gaussian_means)
+        assert isinstance(loaded.loss, keras_sgm.SGMLoss) and loaded.loss.sigma == 0.9
+        # still trainable after loading, from the saved optimizer state
+        assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() == 4
+        self.run_fit_step(loaded, x, y, batch_size=36, expect_lower=False)
+
+    def test_an_unfitted_model_saves_without_gaussians(self):
+        x, _ = toy_data()
+        loaded = self.run_model_saving_test(keras_sgm.SGMModel(encoder(), sigma=1.5), x)
+        assert loaded.sigma == 1.5 and len(loaded.gaussian_ids) == 0
+        with pytest.raises(ValueError, match="fit_gaussians"):
+            loaded.predict_proba(x)
+
+
+class TestSoftmaxClassifier(TestCase):
+    def test_config_fit_and_saving(self):
+        x, y = toy_data(classes=(0, 1, 2))
+        features = encoder()
+        logits = keras.layers.Dense(3, name="logits")(features.output)
+        classifier = keras_sgm.SoftmaxClassifier(features.input, logits, name="softmax_cnn")
+        clone = self.assert_config_round_trip(classifier)
+        clone.set_weights(classifier.get_weights())
+        assert_same_outputs(classifier, clone, x)
+        classifier.compile(
+            optimizer=keras.optimizers.Adam(1e-2),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        history = self.run_fit_step(classifier, x, y, epochs=5, batch_size=24)
+        assert history["accuracy"][-1] >= 0.9
+        loaded = self.run_model_saving_test(classifier, x, y)
+        assert loaded.name == "softmax_cnn"
+
+
+class TestStopOnNonFinite(TestCase):
+    def test_stops_a_plain_keras_fit_at_the_first_non_finite_batch(self):
+        x, y = toy_data()
+        x[30, 1] = np.nan  # in the second batch of 24
+        # A linear encoder: TensorFlow's fused graph ReLU on CPU maps a NaN input to 0, so
+        # `encoder()` would give a finite loss (and NaN gradients) for that batch.
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras_sgm.SGMLoss())
+        seen = []
+        record = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: seen.append(batch)
+        )
+        with pytest.raises(ValueError, match="Non-finite loss or gradients at epoch 2, batch 2"):
+            model.fit(
+                x,
+                y,
+                batch_size=24,
+                epochs=3,
+                initial_epoch=1,
+                shuffle=False,
+                verbose=0,
+                callbacks=[record, keras_sgm.StopOnNonFinite()],
+            )
+        assert seen == [0, 1]  # no batch after the non-finite one
+        assert model.stop_training
+
+    def test_config(self):
+        callback = keras_sgm.StopOnNonFinite()
+        assert callback.get_config() == {}
+        serialized = keras.saving.serialize_keras_object(callback)
+        assert serialized["registered_name"] == "keras_sgm>StopOnNonFinite"
+
+    def test_deserializes(self):
+        serialized = keras.saving.serialize_keras_object(keras_sgm.StopOnNonFinite())
+        restored = keras.saving.deserialize_keras_object(serialized)
+        assert type(restored) is keras_sgm.StopOnNonFinite
 
 
 def test_evaluate_reports_the_sgm_loss_of_the_batch():
@@ -37,23 +146,6 @@ def test_evaluate_reports_the_sgm_loss_of_the_batch():
     assert logs["centroid_accuracy"] == pytest.approx(
         reference.centroid_accuracy(y, embeddings).mean(), rel=1e-6
     )
-
-
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_sgm_model_trains_and_classifies(jit_compile):
-    x, y = toy_data(n_per_class=40)
-    model = keras_sgm.SGMModel(encoder(), class_names=["a", "b", "c"])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
-    history = model.fit(x, y, batch_size=60, epochs=8, verbose=0).history
-    assert set(history) == {"loss", "centroid_accuracy"}
-    assert history["loss"][-1] < history["loss"][0]
-    assert history["centroid_accuracy"][-1] >= 0.9
-    model.fit_gaussians(x, y)
-    proba = model.predict_proba(x)
-    assert proba.shape == (len(y), 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(model.classes_, [0, 3, 40213])
-    assert np.mean(model.predict_classes(x) == y) >= 0.9
 
 
 def test_fit_gaussians_and_bayes_rule_match_numpy():
@@ -89,32 +181,12 @@ def test_sub_class_gaussians_sum_into_their_class():
     np.testing.assert_allclose(proba, np.stack([p[:, 0] + p[:, 1], p[:, 2]], 1), rtol=1e-5)
 
 
-def test_sgm_model_save_load_keeps_encoder_gaussians_and_compile(tmp_path):
-    x, y = toy_data()
-    model = keras_sgm.SGMModel(encoder(), sigma=0.9, class_names=["n", "h", "s"])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(x, y, batch_size=36, epochs=2, verbose=0)
-    model.fit_gaussians(x, y)
-    loaded = save_and_reload(model, tmp_path / "sgm.keras")
-    assert isinstance(loaded, keras_sgm.SGMModel)
-    assert (loaded.sigma, loaded.class_names) == (0.9, ["n", "h", "s"])
-    assert_same_outputs(model, loaded, x)
-    np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-6)
-    np.testing.assert_array_equal(loaded.gaussian_ids, model.gaussian_ids)
-    assert isinstance(loaded.loss, keras_sgm.SGMLoss) and loaded.loss.sigma == 0.9
-    loaded.fit(x, y, batch_size=36, epochs=1, verbose=0)  # still trainable after loading
-
-
 def test_non_finite_batch_stops_fit_and_leaves_weights_untouched():
     x, y = toy_data()
     x[5, 2] = np.nan
     model = keras_sgm.SGMModel(encoder())
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    weights = [w.copy() for w in model.get_weights()]
-    with pytest.raises(ValueError, match="Non-finite loss or gradients at epoch 1, batch 1"):
-        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)
-    for before, after in zip(weights, model.get_weights()):
-        np.testing.assert_array_equal(before, after)
+    _assert_fit_fails_untouched(model, x, y)
 
 
 def test_bad_arguments():
@@ -140,11 +212,7 @@ def test_unusable_labels_in_a_traced_step_stop_fit_untouched(bad_label):
     y[3] = bad_label  # a NaN id would otherwise form a phantom class with a finite loss
     model = keras_sgm.SGMModel(encoder())
     model.compile(optimizer=keras.optimizers.SGD(0.1))
-    weights = [w.copy() for w in model.get_weights()]
-    with pytest.raises(ValueError, match="Non-finite loss or gradients"):
-        model.fit(x, y, batch_size=len(y), epochs=1, verbose=0)
-    for before, after in zip(weights, model.get_weights()):
-        np.testing.assert_array_equal(before, after)
+    _assert_fit_fails_untouched(model, x, y)
 
 
 def test_labels_are_valid_in_graph():
@@ -178,11 +246,7 @@ def test_mixture_loss_trains_on_subclass_class_pairs_and_guards_them():
     assert np.mean(model.predict_classes(x) == y) > 0.9
     pairs[4, 0] = np.nan  # a bad sub-class id inside the traced step: nothing applied
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras_sgm.SGMLoss(mixture=True))
-    weights = [w.copy() for w in model.get_weights()]
-    with pytest.raises(ValueError, match="Non-finite loss or gradients"):
-        model.fit(x, pairs, batch_size=len(y), epochs=1, verbose=0)
-    for before, after in zip(weights, model.get_weights()):
-        np.testing.assert_array_equal(before, after)
+    _assert_fit_fails_untouched(model, x, pairs)
 
 
 def _mixed_encoder(seed=0):
