@@ -9,10 +9,18 @@ from keras import ops
 from keras_sgm import _compat, _validation
 from keras_sgm.distribute.collectives import with_device
 from keras_sgm.distribute.multiworker import MultiWorkerFit
-from keras_sgm.losses import SGMLoss, gaussian_log_posterior, labels_are_valid
+from keras_sgm.losses import (
+    SGMLoss,
+    gaussian_log_posterior,
+    labels_are_valid,
+    squared_distances,
+)
 from keras_sgm.metrics import CentroidAccuracy
 
 _GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
+
+UNKNOWN = -1
+"""The class `predict_classes(..., reject=...)` answers for an input it rejects as unknown."""
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
@@ -39,6 +47,12 @@ class SGMModel(MultiWorkerFit, keras.Model):
             Gaussians from the global batch instead of each replica's slice.
         class_names: optional list of strings; `class_names[i]` names class
             id `i` (ids are 0..n-1 for named datasets), used in reports.
+        posterior_sigma: optional float, default None (`sigma`). The sigma
+            `predict_proba` uses: a test-time temperature fitted on held-out
+            data by `calibrate`; training never uses it.
+        reject_below: optional float, default None. Inputs whose
+            `known_score` is below it are "unknown" to `predict_classes(...,
+            reject=True)`; chosen on held-out data by `fit_reject_threshold`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Examples:
@@ -55,11 +69,26 @@ class SGMModel(MultiWorkerFit, keras.Model):
         Deep Metric Structured Learning For Facial Expression Recognition.
     """
 
-    def __init__(self, encoder, sigma=1.0, cross_replica=False, class_names=None, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        sigma=1.0,
+        cross_replica=False,
+        class_names=None,
+        posterior_sigma=None,
+        reject_below=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         sigma = float(sigma)
         if not np.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
+        if posterior_sigma is not None:
+            posterior_sigma = _validation.number(posterior_sigma, "posterior_sigma")
+        if reject_below is not None:
+            reject_below = _validation.number(reject_below, "reject_below", -np.inf, strict=True)
+        self.posterior_sigma = posterior_sigma
+        self.reject_below = reject_below
         if not isinstance(encoder, keras.Model):
             raise ValueError(f"encoder must be a keras.Model; received {type(encoder).__name__}.")
         self.encoder = encoder
@@ -339,7 +368,7 @@ class SGMModel(MultiWorkerFit, keras.Model):
         log_post = gaussian_log_posterior(
             ops.convert_to_tensor(np.asarray(embeddings, "float32")),
             ops.convert_to_tensor(means),
-            self.sigma,
+            self.posterior_sigma or self.sigma,
         )
         # exp of a float32 log-softmax of large squared distances sums to 1 only within ~1e-6;
         # dividing by the sum makes every row a distribution to float32 rounding.
@@ -351,9 +380,167 @@ class SGMModel(MultiWorkerFit, keras.Model):
         membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
         return self.gaussian_posterior_from_embeddings(embeddings) @ membership
 
-    def predict_classes(self, x, batch_size=256, verbose=0):
-        """The most probable original class id of each input, `[n]`."""
-        return self.classes_[np.argmax(self.predict_proba(x, batch_size, verbose), axis=1)]
+    def predict_classes(self, x, batch_size=256, verbose=0, reject=False):
+        """The most probable original class id of each input, `[n]`.
+
+        Args:
+            x, batch_size, verbose: as for `predict_proba`.
+            reject: False (default) answers a class for every input; True
+                answers `UNKNOWN` (-1) for inputs whose `known_score` is below
+                `reject_below` (set by `fit_reject_threshold`); a float is
+                that threshold.
+        """
+        embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
+        answers = self.classes_[np.argmax(self.posterior_from_embeddings(embeddings), axis=1)]
+        if reject is False or reject is None:
+            return answers
+        if reject is True:
+            if self.reject_below is None:
+                raise ValueError(
+                    "reject=True needs a threshold: call model.fit_reject_threshold(x_val) "
+                    "first, or pass reject=THRESHOLD."
+                )
+            threshold = self.reject_below
+        else:
+            threshold = _validation.number(reject, "reject", -np.inf)
+        return np.where(self.known_score_from_embeddings(embeddings) < threshold, UNKNOWN, answers)
+
+    # ------------------------------------------------- calibration, open set
+    def _squared_distances(self, embeddings):
+        if len(self._gaussian_means) == 0:
+            raise ValueError(
+                "This SGMModel has no Gaussians yet: call "
+                "model.fit_gaussians(x_train, y_train) after training."
+            )
+        embeddings = ops.convert_to_tensor(np.asarray(embeddings, "float32"))
+        return ops.convert_to_numpy(
+            squared_distances(embeddings, ops.convert_to_tensor(self._gaussian_means))
+        ).astype("float64")
+
+    def known_score_from_embeddings(self, embeddings):
+        """How much each embedding looks like a known class, `[n]`: the largest log-likelihood
+        of its Gaussians, `-min_g ||e - mu_g||^2 / (2 sigma^2)` (without the constant).
+
+        Far from every mean means "none of the known classes"; the ranking, and
+        so any AUROC, does not depend on sigma.
+        """
+        sigma = self.posterior_sigma or self.sigma
+        return -self._squared_distances(embeddings).min(axis=1) / (2.0 * sigma**2)
+
+    def known_score(self, x, batch_size=256, verbose=0):
+        """`known_score_from_embeddings` of inputs `x`, `[n]`."""
+        embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
+        return self.known_score_from_embeddings(embeddings)
+
+    def calibrate(self, x_val, y_val, batch_size=256, verbose=0):
+        """Fit the posterior's sigma (a temperature) on held-out data, minimising the NLL.
+
+        The training sigma (`sigma`, the loss's) is untouched; `predict_proba`
+        uses the fitted `posterior_sigma` from then on, and it is saved with
+        the model.
+
+        Args:
+            x_val: held-out inputs (a validation split, never the test split).
+            y_val: their original class ids `[n]`; every class of the model
+                needs at least 2 examples.
+
+        Returns:
+            A dict: `sigma` (the fitted one), `nll_before`, `nll_after`.
+
+        Raises:
+            ValueError: classes of the model missing from `y_val`, a class with
+                a single example, or labels the model does not know.
+        """
+        from scipy.optimize import minimize_scalar
+
+        embeddings = self.predict(x_val, batch_size=batch_size, verbose=verbose)
+        labels = _validation.class_ids(y_val, "calibrate's y_val", n=len(embeddings))
+        columns = self._check_held_out(labels, "calibrate")
+        distances = self._squared_distances(embeddings)
+        membership = self._gaussian_classes[:, None] == self.classes_[None, :]
+        own = membership[:, columns].T  # [n, G]: the Gaussians of each row's class
+
+        def nll(log_sigma):
+            logits = -distances / (2.0 * np.exp(2.0 * log_sigma))
+            logits -= logits.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(logits).sum(axis=1))
+            mine = np.log(np.where(own, np.exp(logits), 0.0).sum(axis=1) + 1e-300)
+            # clipped as keras_sgm.evaluation.calibration.negative_log_likelihood clips
+            return float(np.mean(-np.maximum(mine - log_norm, np.log(1e-12))))
+
+        start = np.log(self.posterior_sigma or self.sigma)
+        found = minimize_scalar(
+            nll, bounds=(start - np.log(100.0), start + np.log(100.0)), method="bounded"
+        )
+        before = nll(start)
+        if found.fun < before:
+            self.posterior_sigma = float(np.exp(found.x))
+        else:
+            self.posterior_sigma = float(np.exp(start))
+        return {
+            "sigma": self.posterior_sigma,
+            "nll_before": before,
+            "nll_after": float(min(before, found.fun)),
+        }
+
+    def _check_held_out(self, labels, what):
+        """The `classes_` column of each label; every class at least twice, none unknown."""
+        classes = self.classes_
+        unknown = sorted(set(labels.tolist()) - set(classes.tolist()))
+        if unknown:
+            raise ValueError(
+                f"{what}: y_val holds classes the model has no Gaussian of: {unknown}."
+            )
+        counts = {int(c): int(np.sum(labels == c)) for c in classes}
+        name = lambda c: (  # noqa: E731
+            self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else c
+        )
+        missing = [name(c) for c, n in counts.items() if n == 0]
+        if missing:
+            raise ValueError(
+                f"{what} needs held-out examples of every class; y_val has none of {missing}."
+            )
+        single = [name(c) for c, n in counts.items() if n == 1]
+        if single:
+            raise ValueError(
+                f"{what} needs at least 2 held-out examples of every class; {single} have only one."
+            )
+        return np.searchsorted(classes, labels)
+
+    def fit_reject_threshold(self, x_val, accept=0.95, threshold=None, batch_size=256, verbose=0):
+        """Choose `reject_below` on held-out inputs of the known classes.
+
+        Args:
+            x_val: held-out inputs of the known classes (a validation split).
+            accept: float in (0, 1], default 0.95; the share of `x_val` whose
+                `known_score` reaches the threshold (kept, not rejected).
+            threshold: optional float, a threshold to check and keep instead.
+
+        Returns:
+            The threshold, also stored as `reject_below`.
+
+        Raises:
+            ValueError: `accept` outside (0, 1], or a `threshold` that would
+                reject every input of `x_val` (the message gives their scores).
+        """
+        scores = self.known_score(x_val, batch_size=batch_size, verbose=verbose)
+        if scores.size == 0:
+            raise ValueError("fit_reject_threshold needs at least one held-out input.")
+        if threshold is None:
+            accept = _validation.number(accept, "accept")
+            if accept > 1.0:
+                raise ValueError(f"accept is a share of inputs in (0, 1]; received {accept}.")
+            threshold = float(np.quantile(scores, 1.0 - accept, method="lower"))
+        threshold = _validation.number(threshold, "threshold", -np.inf)
+        kept = int(np.sum(scores >= threshold))
+        if kept == 0:
+            raise ValueError(
+                f"threshold {threshold:.4g} would reject all {scores.size} held-out inputs: "
+                f"their known scores lie in [{scores.min():.4g}, {scores.max():.4g}]. Choose a "
+                f"threshold at most {scores.max():.4g}, or pass accept=0.95."
+            )
+        self.reject_below = threshold
+        return threshold
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
@@ -364,6 +551,8 @@ class SGMModel(MultiWorkerFit, keras.Model):
                 "sigma": self.sigma,
                 "cross_replica": self.cross_replica,
                 "class_names": self.class_names,
+                "posterior_sigma": self.posterior_sigma,
+                "reject_below": self.reject_below,
             }
         )
         return config

@@ -325,6 +325,50 @@ def plot_f1_vs_k_comparison(curves, path, title="kNN classification"):
     return _save(figure, path)
 
 
+def plot_reliability(curves, path, title="Reliability"):
+    """Reliability diagram: accuracy against confidence per bin, one line per set of probabilities.
+
+    Args:
+        curves: dict `{label: reliability}`, each as
+            `keras_sgm.evaluation.calibration.reliability` returns it (empty
+            bins are skipped); a perfectly calibrated model lies on the diagonal.
+        path: str or path-like, the PNG to write (600 x 500 pixels).
+        title: str, the figure's title.
+
+    Returns:
+        The `pathlib.Path` written.
+
+    Examples:
+        >>> import pathlib, tempfile, pytest
+        >>> _ = pytest.importorskip("matplotlib")
+        >>> curve = {"confidence": [0.55, None, 0.9], "accuracy": [0.5, None, 0.8],
+        ...          "count": [10, 0, 30]}
+        >>> plot_reliability({"Bayes": curve}, pathlib.Path(tempfile.mkdtemp()) / "r.png").exists()
+        True
+    """
+    if not curves:
+        raise ValueError("plot_reliability needs at least one curve.")
+    figure = _figure(6, 5)
+    axes = figure.add_subplot()
+    axes.plot([0, 100], [0, 100], color="gray", linestyle="--", linewidth=1, label="calibrated")
+    for label, curve in curves.items():
+        points = [
+            (100 * p, 100 * a)
+            for p, a, n in zip(curve["confidence"], curve["accuracy"], curve["count"])
+            if n
+        ]
+        if points:
+            x, y = zip(*points)
+            axes.plot(x, y, marker="o", markersize=4, label=label)
+    axes.set_xlabel("confidence (largest probability, %)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, 100)
+    axes.set_title(title)
+    axes.legend(loc="upper left")
+    return _save(figure, path)
+
+
 def plot_confusion_matrix(matrix, class_names, path):
     """Confusion matrix: counts written in the cells, colours by share of the true class.
 

@@ -245,3 +245,34 @@ def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
         with pytest.raises(ValueError, match="uncertain_below must be in"):
             serving.ExpressionDemo(engine.model, detector=False, uncertain_below=bad)
     assert serving.ExpressionDemo(engine.model, detector=False).uncertain_below == 0.5
+
+
+def test_a_blank_a_tiny_or_a_noise_crop_is_no_clear_expression(engine, test_faces):
+    assert engine.reject_below is not None  # chosen on the gallery: the model has no threshold
+    rng = np.random.default_rng(0)
+    for pixels in (
+        np.full((1, 1), 255, "uint8"),
+        np.zeros((48, 48), "uint8"),
+        rng.integers(0, 256, (48, 48)).astype("uint8"),
+    ):
+        (result,) = engine.classify(faces.read_photo(pixels, name="odd.png"), whole=True)
+        assert result.rejected and result.answer == "no clear expression"
+        assert result.known_score < engine.reject_below
+    images, _ = test_faces
+    kept = [not engine.classify(_crop(im), whole=True)[0].rejected for im in images]
+    assert np.mean(kept) >= 0.75  # faces like the gallery's are answered
+    lenient = serving.ExpressionDemo(
+        engine.model, engine.gallery, detector=False, reject_below=-1e9
+    )
+    (result,) = lenient.classify(faces.read_photo(np.zeros((48, 48), "uint8")), whole=True)
+    assert not result.rejected and result.answer == result.label
+
+
+def test_the_app_says_no_clear_expression(engine):
+    from tests.app_support import app_module
+
+    handlers = app_module().Handlers(engine)
+    dot = np.full((1, 1), 255, "uint8")
+    _, _, rows, status = handlers.classify(dot, None, app_module().WHOLE)
+    assert rows[0][1] == "no clear expression" and rows[0][3] == "rejected"
+    assert "**no clear expression**" in status and "none of the expressions" in status

@@ -31,6 +31,7 @@ import numpy as np
 
 from keras_sgm._files import write_json
 from keras_sgm.data.names import DATASETS
+from keras_sgm.evaluation.open_set import KINDS
 from keras_sgm.runs.config import METHODS, TrainConfig
 from keras_sgm.runs.datasets import class_names_of, load_test_split
 from keras_sgm.runs.rundir import RunDir
@@ -379,6 +380,8 @@ def benchmark_markdown(results, config, eval_labels=(), figures=(), root=None):
         lines += _table_1(groups, eval_labels)
     lines += _clustering_table(groups, dataset)
     lines += _table_2(groups, dataset, config.knn_k)
+    lines += _calibration_table(groups, dataset)
+    lines += _open_set_table(groups)
     lines += _time_table(groups)
     if figures:
         lines += ["", "## Figures", ""]
@@ -453,6 +456,77 @@ def _table_2(groups, dataset, knn_k):
         for name, prefix in rows:
             cells = [_cell(m.get(f"{prefix}_{key}") for m in group) for key in _TABLE_2_METRICS]
             lines.append(f"| {name} | {arch_name} | {' | '.join(cells)} | {_seeds(group)} |")
+    return lines
+
+
+_PROBABILITIES = (("bayes", "Bayes posteriors"), ("knn", "kNN vote share"), ("softmax", "softmax"))
+
+
+def _calibration_table(groups, dataset):
+    """How far each model's probabilities are from calibrated: ECE (15 bins), NLL, Brier."""
+    lines = [
+        "",
+        f"## Calibration on the test split of {dataset}",
+        "",
+        "ECE (15 equal-width bins), NLL and Brier score of each set of probabilities: the",
+        "Gaussians' Bayes posteriors (with the sigma fitted on the validation split when the run",
+        "had one), the kNN vote share and the softmax CNN's own. Lower is better; ECE in percent.",
+        "",
+        "| Method | Arch. | Probabilities | Acc. | ECE | NLL | Brier | Seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (method, arch), group in groups.items():
+        method_name, arch_name = _names(method, arch)
+        for key, title in _PROBABILITIES:
+            scores = [m.get("calibration", {}).get(key) for m in group]
+            if not all(scores):
+                continue
+            cells = [
+                _cell(s["accuracy"] for s in scores),
+                _cell(s["ece"] for s in scores),
+                _cell((s["nll"] for s in scores), scale=1.0),
+                _cell((s["brier"] for s in scores), scale=1.0),
+            ]
+            lines.append(
+                f"| {method_name} | {arch_name} | {title} | {' | '.join(cells)} | {_seeds(group)} |"
+            )
+    return lines
+
+
+_SCORES = (
+    ("gaussian", "Gaussian score"),
+    ("max_posterior", "max posterior"),
+    ("softmax", "max softmax"),
+)
+
+
+def _open_set_table(groups):
+    """AUROC of each "is this known?" score against each kind of unknown input."""
+    kinds = [
+        k for k in KINDS if any(k in m.get("open_set", {}) for g in groups.values() for m in g)
+    ]
+    if not kinds:
+        return []
+    lines = [
+        "",
+        "## Unknown inputs (AUROC, percent)",
+        "",
+        "How well each score tells the known test images from unknown ones (100: perfectly,",
+        "50: chance): the Gaussians' largest class log-likelihood, the Bayes posterior's",
+        "largest probability, and the softmax CNN's largest probability (the usual baseline).",
+        "",
+        "| Method | Arch. | Score | " + " | ".join(kinds) + " | Seeds |",
+        "|---|---|---|" + "---|" * len(kinds) + "---|",
+    ]
+    for (method, arch), group in groups.items():
+        method_name, arch_name = _names(method, arch)
+        for key, title in _SCORES:
+            if not any(key in v for m in group for v in m.get("open_set", {}).values()):
+                continue
+            cells = [_cell(m.get("open_set", {}).get(k, {}).get(key) for m in group) for k in kinds]
+            lines.append(
+                f"| {method_name} | {arch_name} | {title} | {' | '.join(cells)} | {_seeds(group)} |"
+            )
     return lines
 
 

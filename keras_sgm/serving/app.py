@@ -174,9 +174,18 @@ def _display(photo, results):
 
 
 def _caption(number, result):
-    """`"1: happiness 0.93"`, with `" (uncertain)"` below the demo's level."""
+    """`"1: happiness 0.93"`, `" (uncertain)"` below the demo's level, or
+    `"1: no clear expression"` for a face the model rejects."""
+    if result.rejected:
+        return f"{number}: {result.answer}"
     text = f"{number}: {result.label} {result.posterior[result.label]:.2f}"
     return text + (" (uncertain)" if result.uncertain else "")
+
+
+def _confidence(result):
+    if result.rejected:
+        return "rejected"
+    return "uncertain" if result.uncertain else "clear"
 
 
 def synthetic_banner(demo):
@@ -233,23 +242,33 @@ class Handlers:
             rows.append(
                 [
                     i + 1,
-                    r.label,
+                    r.answer,
                     round(r.posterior[r.label], 4),
-                    "uncertain" if r.uncertain else "clear",
+                    _confidence(r),
                     r.knn_label or "-",
                     votes or "-",
                 ]
             )
         first = results[0]
-        lines = [
-            f"{len(results)} face(s) in {photo.name}. Face 1: **{first.label}** by Bayes' rule"
-            + (
-                f", **{first.knn_label}** by its {self.demo.knn_k} nearest neighbours."
-                if first.knn_label
-                else "."
-            )
-        ]
-        unsure = [str(i + 1) for i, r in enumerate(results) if r.uncertain]
+        if first.rejected:
+            lines = [
+                f"{len(results)} face(s) in {photo.name}. Face 1: **{first.answer}**: it looks "
+                "like none of the expressions the model knows (its Gaussian score "
+                f"{first.known_score:.3g} is below {self.demo.reject_below:.3g})."
+            ]
+        else:
+            lines = [
+                f"{len(results)} face(s) in {photo.name}. Face 1: **{first.label}** by Bayes' rule"
+                + (
+                    f", **{first.knn_label}** by its {self.demo.knn_k} nearest neighbours."
+                    if first.knn_label
+                    else "."
+                )
+            ]
+        rejected = [str(i + 1) for i, r in enumerate(results) if r.rejected]
+        if rejected:
+            lines.append(f"No clear expression: face(s) {', '.join(rejected)}.")
+        unsure = [str(i + 1) for i, r in enumerate(results) if r.uncertain and not r.rejected]
         if unsure:
             lines.append(
                 f"Uncertain: face(s) {', '.join(unsure)}, whose posterior is below "

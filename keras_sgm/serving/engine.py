@@ -55,6 +55,10 @@ class FaceResult:
         knn_label: the kNN decision (ties go to the nearer class), or None.
         uncertain: whether the Bayes answer's posterior is below the demo's
             `uncertain_below` level.
+        known_score: the model's `known_score` of the face (its largest
+            Gaussian log-likelihood), or None.
+        rejected: whether that score is below the demo's `reject_below`: the
+            face looks like none of the known expressions.
     """
 
     face: faces_lib.Face
@@ -63,11 +67,20 @@ class FaceResult:
     knn_votes: dict
     knn_label: str | None
     uncertain: bool = False
+    known_score: float | None = None
+    rejected: bool = False
+
+    NO_CLEAR_EXPRESSION = "no clear expression"
 
     @property
     def label(self):
         """The most probable class by Bayes' rule."""
         return next(iter(self.posterior))
+
+    @property
+    def answer(self):
+        """What to tell a visitor: `label`, or "no clear expression" for a rejected face."""
+        return self.NO_CLEAR_EXPRESSION if self.rejected else self.label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +133,10 @@ class ExpressionDemo:
             gallery (the split saved with the model), as the posterior that
             95% of the gallery's right Bayes answers reach (0.5 without a
             gallery).
+        reject_below: optional float; a face whose `known_score` is lower is
+            answered "no clear expression". Default: the model's own
+            `reject_below` (chosen on its validation split by training), else
+            the score 95% of the gallery reaches, else none rejected.
 
     Examples:
         >>> import keras, numpy as np, keras_sgm
@@ -145,6 +162,7 @@ class ExpressionDemo:
         metrics=None,
         config=None,
         uncertain_below=None,
+        reject_below=None,
     ):
         from keras_sgm.model import SGMModel
 
@@ -194,6 +212,12 @@ class ExpressionDemo:
         elif not 0.0 < float(uncertain_below) < 1.0:
             raise ValueError(f"uncertain_below must be in (0, 1); received {uncertain_below}.")
         self.uncertain_below = float(uncertain_below)
+        if reject_below is None:
+            reject_below = model.reject_below
+        if reject_below is None and gallery is not None and len(gallery.labels):
+            scores = model.known_score_from_embeddings(gallery.embeddings)
+            reject_below = float(np.quantile(scores, 1.0 - self.UNCERTAIN_SHARE))
+        self.reject_below = None if reject_below is None else float(reject_below)
 
     UNCERTAIN_SHARE = 0.95
     """The share of the gallery's right Bayes answers the default `uncertain_below` keeps."""
@@ -264,6 +288,7 @@ class ExpressionDemo:
             return []
         embeddings = self.embed(np.stack([f.crop for f in found]))
         posterior = self.model.posterior_from_embeddings(embeddings)
+        known = self.model.known_score_from_embeddings(embeddings)
         classes = self.model.classes_
         votes, decisions = [{} for _ in found], [None] * len(found)
         if self.index is not None:
@@ -281,8 +306,18 @@ class ExpressionDemo:
             order = np.argsort(-posterior[i], kind="stable")
             probs = {self.name_of(classes[j]): float(posterior[i, j]) for j in order}
             uncertain = float(posterior[i].max()) < self.uncertain_below
+            rejected = self.reject_below is not None and float(known[i]) < self.reject_below
             results.append(
-                FaceResult(face, embeddings[i], probs, votes[i], decisions[i], uncertain)
+                FaceResult(
+                    face,
+                    embeddings[i],
+                    probs,
+                    votes[i],
+                    decisions[i],
+                    uncertain,
+                    float(known[i]),
+                    rejected,
+                )
             )
         return results
 
