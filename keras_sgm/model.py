@@ -225,7 +225,9 @@ class SGMModel(MultiWorkerFit, keras.Model):
         """
         twin = type(self).from_config(self.get_config())
         twin.set_weights(self.get_weights())
-        return twin.set_gaussians(self.gaussian_means, self.gaussian_ids, self.gaussian_classes)
+        twin.set_gaussians(self.gaussian_means, self.gaussian_ids, self.gaussian_classes)
+        twin.posterior_sigma, twin.reject_below = self.posterior_sigma, self.reject_below
+        return twin
 
     # ------------------------------------------------------ Gaussian classifier
     @property
@@ -273,10 +275,15 @@ class SGMModel(MultiWorkerFit, keras.Model):
             classes: optional `[G]` original class of each Gaussian; defaults
                 to `ids`.
 
+        Clears `posterior_sigma` and `reject_below`: they were fitted to other Gaussians
+        (`calibrate` and `fit_reject_threshold` fit them again).
+
         Returns:
             The model, for chaining.
         """
         self._set_gaussian_state(means, ids, ids if classes is None else classes)
+        # a sigma and a threshold fitted to other Gaussians no longer hold
+        self.posterior_sigma = self.reject_below = None
         return self
 
     def fit_gaussians(self, x, y=None, batch_size=256, class_map=None, verbose=0):
@@ -394,6 +401,11 @@ class SGMModel(MultiWorkerFit, keras.Model):
         answers = self.classes_[np.argmax(self.posterior_from_embeddings(embeddings), axis=1)]
         if reject is False or reject is None:
             return answers
+        if UNKNOWN in self.classes_:
+            raise ValueError(
+                f"The model has a class {UNKNOWN}, the id reject= answers for unknown inputs; "
+                "renumber the classes to use reject."
+            )
         if reject is True:
             if self.reject_below is None:
                 raise ValueError(
@@ -473,10 +485,13 @@ class SGMModel(MultiWorkerFit, keras.Model):
             nll, bounds=(start - np.log(100.0), start + np.log(100.0)), method="bounded"
         )
         before = nll(start)
+        old = self.posterior_sigma or self.sigma
         if found.fun < before:
             self.posterior_sigma = float(np.exp(found.x))
         else:
             self.posterior_sigma = float(np.exp(start))
+        if self.reject_below is not None:  # known_score scales as 1 / sigma^2: same inputs kept
+            self.reject_below *= (old / self.posterior_sigma) ** 2
         return {
             "sigma": self.posterior_sigma,
             "nll_before": before,

@@ -151,3 +151,34 @@ def test_inputs_far_from_every_mean_are_rejected_as_unknown():
         with pytest.raises(ValueError, match="accept"):
             model.fit_reject_threshold(x, accept=bad)
     assert model.reject_below == threshold  # a refused threshold leaves the old one
+
+
+def test_new_gaussians_clear_the_fitted_sigma_and_a_later_calibration_keeps_the_kept_share():
+    encoder, x, y = _blobs(sigma=0.5)
+    model = keras_sgm.SGMModel(encoder, sigma=0.05).fit_gaussians(x, y)
+    model.fit_reject_threshold(x, accept=0.9)
+    rejected = model.predict_classes(x, reject=True) == UNKNOWN
+    model.calibrate(x, y)  # sigma 0.05 -> about 0.5: the threshold is rescaled with it
+    np.testing.assert_array_equal(model.predict_classes(x, reject=True) == UNKNOWN, rejected)
+    assert model.local_copy().posterior_sigma == model.posterior_sigma
+    model.fit_gaussians(x, y)
+    assert model.posterior_sigma is None and model.reject_below is None
+    with pytest.raises(ValueError, match="bins must be a whole number >= 1; received 0"):
+        calibration.reliability(np.eye(2), [0, 1], bins=0)
+
+
+def test_a_class_numbered_like_unknown_refuses_reject():
+    encoder, x, y = _blobs()
+    model = keras_sgm.SGMModel(encoder).fit_gaussians(x, y - 1)  # classes -1, 0, 1
+    with pytest.raises(ValueError, match="has a class -1, the id reject= answers"):
+        model.predict_classes(x, reject=0.0)
+
+
+def test_scores_leave_out_test_classes_without_a_column():
+    from keras_sgm.evaluation.report import probability_scores
+
+    encoder, x, y = _blobs()
+    model = keras_sgm.SGMModel(encoder).fit_gaussians(x[y < 2], y[y < 2])
+    scores = probability_scores(model, x[y < 2], y[y < 2], x, y)
+    assert scores["bayes"]["test_images_without_a_class_column"] == 60
+    assert scores["knn"]["test_images_without_a_class_column"] == 60

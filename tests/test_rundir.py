@@ -31,10 +31,11 @@ def test_state_is_read_from_the_backup_and_the_dgms_state(tmp_path):
 def test_a_config_written_before_a_setting_existed_reads_as_it_was_meant(tmp_path):
     run = RunDir(tmp_path)
     saved = dataclasses.asdict(TrainConfig(dataset="digits"))
-    del saved["augment"], saved["dgms_loss"]
+    del saved["augment"], saved["dgms_loss"], saved["val_fraction"], saved["holdout_classes"]
     run.config_path.write_text(json.dumps({**saved, "embedding_radius": None}))
     values = run.read_config()
     assert values["augment"] is False and values["dgms_loss"] == "subclass"
+    assert values["val_fraction"] == 0.0 and values["holdout_classes"] is None
     assert values["embedding_radius"] == 0.0  # null meant unnormalised then
     config = TrainConfig.from_dict({**values, "output": str(tmp_path)})
     assert run.changed_settings(config) == ""

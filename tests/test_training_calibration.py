@@ -86,3 +86,21 @@ def test_a_run_without_a_validation_split_says_why_it_is_not_calibrated(tmp_path
     assert "no validation split" in metrics["held_out"]["skipped"]
     assert keras.saving.load_model(f"{config.output}/model.keras").posterior_sigma is None
     assert "held_out_class" not in metrics["open_set"]
+
+
+def test_unknown_images_of_another_dataset_and_soft_labels_refuse_a_held_out_class():
+    from keras_sgm.runs.datasets import other_dataset_images
+
+    faces = other_dataset_images(TrainConfig(dataset="digits", image_size=32), n=10)
+    assert faces.shape == (10, 32, 32, 1) and 0.0 <= faces.min() and faces.max() <= 1.0
+    digits = other_dataset_images(TrainConfig(image_size=40, channels=3), n=7)
+    assert digits.shape == (7, 40, 40, 3)
+    with pytest.raises(ValueError, match="vote distributions.*holdout_classes needs the majority"):
+        TrainConfig.from_dict(
+            {
+                "dataset": "ferplus",
+                "data_dir": "x",
+                "dataset_config": "48px_probability",
+                "holdout_classes": "contempt",
+            }
+        )

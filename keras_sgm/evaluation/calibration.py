@@ -82,6 +82,8 @@ def reliability(probabilities, labels, classes=None, bins=BINS):
         confidence and accuracy None): `edges` (`bins + 1` floats), `confidence`,
         `accuracy`, `count`.
     """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a whole number >= 1; received {bins!r}.")
     probabilities, columns = _checked(probabilities, labels, classes)
     confidence = probabilities.max(axis=1)
     right = np.argmax(probabilities, axis=1) == columns

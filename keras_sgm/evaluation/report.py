@@ -51,18 +51,30 @@ def classifier_metrics(classifier, test, num_classes, unknown=None):
 
 def probability_scores(model, train_emb, train_labels, test_emb, test_labels, knn_k=11):
     """`{"bayes": ..., "knn": ...}`: calibration of the Gaussians' posteriors and of the kNN
-    vote share (K = `knn_k`) on the test embeddings (`calibration.calibration_scores`)."""
+    vote share (K = `knn_k`) on the test embeddings (`calibration.calibration_scores`).
+
+    Test images of a class with no training image (no column to score) are left out and
+    counted in `test_images_without_a_class_column`. The kNN `accuracy` here is the argmax
+    of the vote share (ties to the first class), which can differ from `knn_accuracy`'s
+    distance-weighted vote on ties."""
     from keras_sgm.retrieval import ExactIndex
 
+    test_labels = np.asarray(test_labels)
     scores = {}
     if len(model.gaussian_ids):
-        posterior = model.posterior_from_embeddings(test_emb)
-        scores["bayes"] = calibration.calibration_scores(posterior, test_labels, model.classes_)
+        mine = np.isin(test_labels, model.classes_)  # a class with no Gaussian has no column
+        posterior = model.posterior_from_embeddings(test_emb[mine])
+        scores["bayes"] = calibration.calibration_scores(
+            posterior, test_labels[mine], model.classes_
+        )
+        scores["bayes"]["test_images_without_a_class_column"] = int(np.sum(~mine))
     index = ExactIndex(train_emb, np.asarray(train_labels))
-    _, rows = index.search(test_emb, min(int(knn_k), len(index)))
     classes = np.unique(train_labels)
+    mine = np.isin(test_labels, classes)
+    _, rows = index.search(test_emb[mine], min(int(knn_k), len(index)))
     shares = calibration.vote_share(index.labels[rows], classes)
-    scores["knn"] = calibration.calibration_scores(shares, test_labels, classes)
+    scores["knn"] = calibration.calibration_scores(shares, test_labels[mine], classes)
+    scores["knn"]["test_images_without_a_class_column"] = int(np.sum(~mine))
     return scores
 
 

@@ -16,6 +16,7 @@ Reference:
     Deep Metric Structured Learning For Facial Expression Recognition.
 """
 
+from keras_sgm.data.names import REDISTRIBUTABLE_DATASETS
 from keras_sgm.hub.card import CARD_TAGS, TEMPLATE, evaluation_results, render_model_card
 from keras_sgm.hub.gallery import Gallery
 from keras_sgm.hub.publish import push_to_hub, save_pretrained
@@ -37,6 +38,7 @@ __all__ = [
     "GALLERY_FILE",
     "MARKER",
     "MODEL_FILES",
+    "REDISTRIBUTABLE_DATASETS",
     "TEMPLATE",
     "TRAINING_CONFIG_FILE",
     "Gallery",

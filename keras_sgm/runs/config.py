@@ -248,6 +248,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
+        if self.soft_labels and self.holdout_classes:
+            raise ValueError(
+                f"dataset_config {self.dataset_config!r} trains on vote distributions, which "
+                "keep weight on every class: holdout_classes needs the majority config."
+            )
         if not 0.0 <= self.val_fraction <= 0.5:
             raise ValueError(
                 f"val_fraction is the share of each training class held out for validation, "

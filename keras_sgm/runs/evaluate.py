@@ -7,6 +7,7 @@ from keras_sgm.evaluation.report import evaluate_model
 from keras_sgm.runs.config import TrainConfig
 from keras_sgm.runs.datasets import load_splits
 from keras_sgm.runs.rundir import RunDir
+from keras_sgm.runs.training import calibrate_on
 
 _NOT_CARRIED = ("output", "resume", "overwrite")
 """Settings of the model's run that say nothing of how to evaluate it."""
@@ -14,6 +15,9 @@ _NOT_CARRIED = ("output", "resume", "overwrite")
 
 def evaluate_saved_model(model_path, output, dataset=None, **settings):
     """Load an `SGMModel`, re-fit its Gaussians on a training split, evaluate it on the test split.
+
+    The posteriors are calibrated again on the dataset's validation split, if it has one
+    (`keras_sgm.runs.training.calibrate_on`).
 
     The data settings are the run's (the `config.json` beside the model), unless
     `dataset` names another dataset, whose settings then start from the defaults.
@@ -51,9 +55,11 @@ def evaluate_saved_model(model_path, output, dataset=None, **settings):
     values.update({k: v for k, v in settings.items() if v is not None})
     values.update(image_size=height, channels=channels)
     config = TrainConfig.from_dict(values)
-    train, _, test, names = load_splits(config)
-    model.fit_gaussians(train[0], train[1])
+    train, val, test, names = load_splits(config)
+    model.fit_gaussians(train[0], train[1])  # clears a sigma fitted to the old Gaussians
+    held_out = calibrate_on(model, val)
     out = Path(output)
     metrics = evaluate_model(model, train, test, names, out, seed=config.seed, knn_k=config.knn_k)
+    metrics["held_out"] = held_out
     _files.write_json(out / "metrics.json", metrics)
     return metrics

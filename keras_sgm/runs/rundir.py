@@ -12,7 +12,8 @@ A run folder holds:
   `backup/` until the metrics are written (Keras `BackupAndRestore`;
   `resume=True` continues from it).
 
-Every file is written whole or not at all (`keras_sgm._files`).
+`config.json`, `metrics.json` and the models are written whole or not at all
+(`keras_sgm._files`); figures and logs are not, and nothing reads them back.
 """
 
 import contextlib
@@ -32,6 +33,8 @@ _BEFORE_ADDED = {  # dgms_pca_dims None: every column
     "embedding_radius": 0.0,
     "skip_unreadable": False,
     "dgms_loss": "subclass",  # before the mixture loss, every sub-class was a class
+    "val_fraction": 0.0,
+    "holdout_classes": None,
 }
 
 RESUMABLE_CHANGES = (

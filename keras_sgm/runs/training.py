@@ -222,7 +222,7 @@ def _train(config, strategy, chief, callbacks):
         embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
     else:
         embedder.fit_gaussians(train_split[0], train_split[1])
-    held_out = _calibrate(embedder, val)
+    held_out = calibrate_on(embedder, val)
     if config.method == "ce":
         run.save_model(model, RunDir.CLASSIFIER)
     run.save_model(embedder)
@@ -281,7 +281,7 @@ def _callbacks(config, run, splitter, timer, extra):
     ]
 
 
-def _calibrate(embedder, val):
+def calibrate_on(embedder, val):
     """Fit the posterior's sigma and the reject threshold on the validation split, if any.
 
     Returns what was done, for metrics.json: `{"calibration": {...}, "reject_below": ...}`,
@@ -289,10 +289,12 @@ def _calibrate(embedder, val):
     """
     if val is None or len(val[1]) == 0:
         return {"skipped": "no validation split (set val_fraction to hold one out)"}
+    before = embedder.posterior_sigma, embedder.reject_below
     try:
         fitted = embedder.calibrate(val[0], val[1])
         threshold = embedder.fit_reject_threshold(val[0], accept=REJECT_ACCEPT)
     except ValueError as error:
+        embedder.posterior_sigma, embedder.reject_below = before  # all or nothing
         warnings.warn(f"Posteriors not calibrated: {error}", stacklevel=2)
         return {"skipped": str(error)}
     return {

@@ -298,7 +298,7 @@ class Handlers:
             if m.thumbnail is not None
         ]
         rows = [[i + 1, m.label, round(m.distance, 4), m.index] for i, m in enumerate(matches)]
-        lines = [f"The {len(matches)} gallery faces nearest to face {which} ({query.label})."]
+        lines = [f"The {len(matches)} gallery faces nearest to face {which} ({query.answer})."]
         if not self.demo.has_thumbnails:
             lines.append("This model's gallery has no thumbnails: only labels are shown.")
         return _rgb(query.face.thumbnail), items, rows, _message([*lines, *photo.notes])
@@ -329,7 +329,7 @@ class Handlers:
         except (faces.PhotoError, ValueError) as error:
             return [], _warning(error)
         items = [
-            (_rgb(r.face.thumbnail), f"{source} · {r.label}")
+            (_rgb(r.face.thumbnail), f"{source} · {r.answer}")
             for r, source in zip(summary.faces, summary.sources)
         ]
         head = (
