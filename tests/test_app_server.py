@@ -91,17 +91,28 @@ def check_classified(result, name, n_faces):
     ]
     assert [row[0] for row in rows] == list(range(1, n_faces + 1))
     for row in rows:
-        assert row[1] in FERPLUS_CLASSES and row[4] in FERPLUS_CLASSES
-        assert 0.0 <= row[2] <= 1.0 and row[3] in ("clear", "uncertain")
+        # a face unlike every known expression (the model's Gaussian score too low) is rejected
+        rejected = row[3] == "rejected"
+        assert (row[1] == "no clear expression") if rejected else (row[1] in FERPLUS_CLASSES)
+        assert row[4] in FERPLUS_CLASSES
+        assert 0.0 <= row[2] <= 1.0 and row[3] in ("clear", "uncertain", "rejected")
         votes = [int(v.rsplit(" ", 1)[1]) for v in row[5].split(", ")]
         assert sum(votes) == 11, row  # K = 11 neighbours, all voting
     # The boxes, the posterior and the status tell the same as the table.
     captions = [a["label"] for a in boxed["annotations"]]
     marks = {"clear": "", "uncertain": " (uncertain)"}
-    assert captions == [f"{r[0]}: {r[1]} {r[2]:.2f}{marks[r[3]]}" for r in rows]
+    assert captions == [
+        f"{r[0]}: {r[1]}" if r[3] == "rejected" else f"{r[0]}: {r[1]} {r[2]:.2f}{marks[r[3]]}"
+        for r in rows
+    ]
     unsure = [str(r[0]) for r in rows if r[3] == "uncertain"]
     assert ("Uncertain: face(s) " + ", ".join(unsure) in status) == bool(unsure), status
-    assert label["label"] == rows[0][1] and f"Face 1: **{rows[0][1]}**" in status
+    rejected = [str(r[0]) for r in rows[1:] if r[3] == "rejected"]  # face 1: the first line
+    assert ("No clear expression: face(s) " + ", ".join(rejected) in status) == bool(rejected)
+    assert f"Face 1: **{rows[0][1]}**" in status
+    # the posterior is shown for every face; a rejected face's answer is the table's
+    assert label["label"] in FERPLUS_CLASSES
+    assert rows[0][3] == "rejected" or label["label"] == rows[0][1]
     confidences = [c["confidence"] for c in label["confidences"]]
     assert len(confidences) == len(FERPLUS_CLASSES) and sum(confidences) == pytest.approx(1.0)
     assert confidences == sorted(confidences, reverse=True)

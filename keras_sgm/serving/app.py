@@ -265,8 +265,8 @@ class Handlers:
                     else "."
                 )
             ]
-        rejected = [str(i + 1) for i, r in enumerate(results) if r.rejected]
-        if rejected:
+        rejected = [str(i + 1) for i, r in enumerate(results) if r.rejected and i]
+        if rejected:  # face 1's answer is the first line already
             lines.append(f"No clear expression: face(s) {', '.join(rejected)}.")
         unsure = [str(i + 1) for i, r in enumerate(results) if r.uncertain and not r.rejected]
         if unsure:
