@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sgm import _compat, _validation
+from keras_sgm import _backend, _compat, _validation
 from keras_sgm.distribute.collectives import with_device
 from keras_sgm.distribute.multiworker import MultiWorkerFit
 from keras_sgm.losses import (
@@ -199,8 +199,14 @@ class SGMModel(MultiWorkerFit, keras.Model):
         mixture = getattr(self.loss, "label_pairs", False)
         return bool(mixture) and y is not None and len(y.shape) == 2 and y.shape[-1] == 2
 
+    def evaluate(self, *args, **kwargs):
+        """`keras.Model.evaluate` (its test step needs the TensorFlow backend in this release)."""
+        _backend.require_tensorflow("SGMModel.evaluate (its test step)")
+        return super().evaluate(*args, **kwargs)
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
         """`keras.Model.fit`, which also stops with a `ValueError` on a non-finite batch."""
+        _backend.require_tensorflow("SGMModel.fit (its train step)")
         import tensorflow as tf
 
         if isinstance(x, tf.data.Dataset):

@@ -77,6 +77,9 @@ def make_strategy(name="none", replicas=None):
     check_strategy(name, replicas)
     if name == "none":
         return None
+    from keras_sgm._backend import require_tensorflow
+
+    require_tensorflow(f"strategy {name!r} (tf.distribute)")
     tf = _tf()
     if name == "multiworker":
         if "cluster" not in _tf_config():
