@@ -1,12 +1,11 @@
 """A run's DGMS: the sub-class splitter it trains with, and the summary and figures it reports."""
 
-from pathlib import Path
-
 import numpy as np
 
 from keras_sgm import viz
 from keras_sgm.evaluation import metrics as evaluation
 from keras_sgm.evaluation.report import draw_all
+from keras_sgm.runs.rundir import RunDir
 
 
 def trains_mixture(config):
@@ -46,7 +45,7 @@ def splitter(config, sampler, out, train, test, hidden):
         covariance_type=config.dgms_covariance,
         pca_dims=config.dgms_pca_dims or None,
         seed=config.seed,
-        state_path=out / "dgms_state.json",
+        state_path=RunDir(out).dgms_state_path,
         resume=config.resume,
         fit_gaussians=False,  # train() fits them once, after training
         report=report,
@@ -68,7 +67,7 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
 
     class_map = splitter.class_map
     names = {s: f"{class_names[c]}/{s}" for s, c in class_map.items()}
-    figures = Path(out) / "figures"
+    figures = RunDir(out).figures
     counts = np.bincount(list(class_map.values()), minlength=len(class_names))
     shown = int(np.argmax(counts))
     rows = np.flatnonzero(train[1] == shown)
