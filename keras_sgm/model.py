@@ -6,16 +6,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sgm import _backend, _compat, _validation
-from keras_sgm.distribute.collectives import with_device
-from keras_sgm.distribute.multiworker import MultiWorkerFit
-from keras_sgm.losses import (
-    SGMLoss,
-    gaussian_log_posterior,
-    labels_are_valid,
-    squared_distances,
-)
+from keras_sgm import _backend, _validation
+from keras_sgm.losses import SGMLoss, gaussian_log_posterior, squared_distances
 from keras_sgm.metrics import CentroidAccuracy
+from keras_sgm.steps import DistributedFit, Steps
 
 _GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
 
@@ -24,7 +18,7 @@ UNKNOWN = -1
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
-class SGMModel(MultiWorkerFit, keras.Model):
+class SGMModel(Steps, keras.Model):
     """An embedding model trained with `SGMLoss` that can also classify.
 
     Wraps an encoder (any Keras model mapping images to `[batch, dim]`
@@ -123,93 +117,31 @@ class SGMModel(MultiWorkerFit, keras.Model):
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def get_compile_config(self):
+        """Keras' compile config, with an optimizer any backend can load (`_portable_optimizer`)."""
+        config = super().get_compile_config()
+        return _portable_optimizer(config) if config else config
+
     def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
+        config = keras.saving.deserialize_keras_object(_portable_optimizer(config))
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _gather(self, *values):
-        """All-gather per-replica tensors along the batch axis (cross_replica)."""
-        context = _multi_replica_context()
-        if not self.cross_replica or context is None:
-            return values
-        gathered = []
-        for v in with_device(values):
-            if v is not None:
-                g = context.all_gather(v, axis=0)
-                g.set_shape([None, *v.shape[1:]])  # a collective all-gather loses the rest
-                v = g
-            gathered.append(v)
-        return tuple(gathered)
-
-    def train_step(self, data):
-        import tensorflow as tf
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            embeddings = self(x, training=True)
-            g_embeddings, g_y, g_weight = self._gather(embeddings, y, sample_weight)
-            loss = self.compute_loss(
-                x=x, y=g_y, y_pred=g_embeddings, sample_weight=g_weight, training=True
-            )
-            scaled = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        checks = [ops.all(ops.isfinite(loss)), labels_are_valid(g_y, self._label_pairs(g_y))]
-        # Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer,
-        # whose scaled gradients overflow now and then by design: it skips
-        # those steps and lowers the scale itself, so the gradients are not checked.
-        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-            checks += [ops.all(ops.isfinite(g)) for g in gradients if g is not None]
-        finite = _all_replicas(ops.all(ops.stack(checks)))
-        # A batch with a non-finite loss or gradient, or unusable labels (NaN,
-        # fractional ids, empty soft rows), never reaches the weights - on no
-        # replica: its gradients are zeroed, its loss is reported as NaN, and
-        # `fit` stops with an error.
-        gradients = [
-            None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in gradients
-        ]
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-        reported = ops.where(finite, loss, ops.full_like(loss, np.nan))
-        return self._update_metrics(reported, g_y, g_embeddings, x)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        embeddings = self(x, training=False)
-        g_embeddings, g_y, g_weight = self._gather(embeddings, y, sample_weight)
-        loss = self.compute_loss(
-            x=x, y=g_y, y_pred=g_embeddings, sample_weight=g_weight, training=False
-        )
-        return self._update_metrics(loss, g_y, g_embeddings, x)
-
-    def _update_metrics(self, loss, y, embeddings, x):
-        import tensorflow as tf
-
-        _compat.private(self, "_loss_tracker").update_state(
-            _unscale_for_distribution(loss),
-            sample_weight=tf.shape(keras.tree.flatten(x)[0])[0],
-        )
-        if self._label_pairs(y):  # DGMS (sub-class, class) pairs: the batch's Gaussians
-            y = y[:, 0]
-        self.centroid_accuracy_tracker.update_state(y, embeddings)
-        return self.compute_metrics(x, y, embeddings)
-
-    def _label_pairs(self, y):
-        """Whether `y` holds (sub-class, class) pairs for a mixture `SGMLoss` (DGMS)."""
-        mixture = getattr(self.loss, "label_pairs", False)
-        return bool(mixture) and y is not None and len(y.shape) == 2 and y.shape[-1] == 2
-
     def evaluate(self, *args, **kwargs):
-        """`keras.Model.evaluate` (its test step needs the TensorFlow backend in this release)."""
-        _backend.require_tensorflow("SGMModel.evaluate (its test step)")
+        """`keras.Model.evaluate`, reporting `loss` and `centroid_accuracy`."""
+        _backend.require_training_backend("SGMModel.evaluate")
         return super().evaluate(*args, **kwargs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kw):
-        """`keras.Model.fit`, which also stops with a `ValueError` on a non-finite batch."""
-        _backend.require_tensorflow("SGMModel.fit (its train step)")
-        import tensorflow as tf
+        """`keras.Model.fit`, which also stops with a `ValueError` on a non-finite batch.
 
-        if isinstance(x, tf.data.Dataset):
+        Runs on TensorFlow, JAX and PyTorch (`keras_sgm.steps`); `x` may be
+        arrays or a `tf.data.Dataset` (such as `ClassBalancedSampler.dataset()`)
+        on every backend.
+        """
+        _backend.require_training_backend("SGMModel.fit")
+        if _backend.is_tf_dataset(x):
             kw.setdefault("shuffle", False)  # a dataset orders itself; spare Keras' warning
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNonFinite) for c in callbacks):
@@ -316,11 +248,9 @@ class SGMModel(MultiWorkerFit, keras.Model):
 
     def _embed_with_labels(self, x, y, batch_size, verbose):
         if y is None:
-            import tensorflow as tf
-
-            if not isinstance(x, tf.data.Dataset):
+            if not _backend.is_tf_dataset(x):
                 raise ValueError("fit_gaussians needs labels: pass y, or a dataset of (x, y).")
-            parts = [(self.predict_on_batch(bx), by) for bx, by in x]
+            parts = [(self.predict_on_batch(bx), by) for bx, by in x.as_numpy_iterator()]
             if not parts:
                 raise ValueError("fit_gaussians received an empty dataset.")
             embeddings = np.concatenate([np.asarray(p[0]) for p in parts])
@@ -598,7 +528,7 @@ class SGMModel(MultiWorkerFit, keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
-class SoftmaxClassifier(MultiWorkerFit, keras.Model):
+class SoftmaxClassifier(DistributedFit, keras.Model):
     """The softmax CNN baseline: a functional model, encoder then logits.
 
     Built and used like any functional `keras.Model`
@@ -607,31 +537,23 @@ class SoftmaxClassifier(MultiWorkerFit, keras.Model):
     """
 
 
-def _multi_replica_context():
-    """The `tf.distribute` replica context when several replicas run in sync, else None."""
-    import tensorflow as tf
+def _portable_optimizer(config):
+    """`config` with a backend's own optimizer class named by its public Keras name.
 
-    context = tf.distribute.get_replica_context()
-    return context if context is not None and context.num_replicas_in_sync > 1 else None
-
-
-def _all_replicas(flag):
-    """True only if `flag` holds on every replica (a no-op outside tf.distribute)."""
-    import tensorflow as tf
-
-    context = _multi_replica_context()
-    if context is None:
-        return flag
-    failures = context.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - ops.cast(flag, "float32"))
-    return ops.equal(failures, 0.0)
-
-
-def _unscale_for_distribution(loss):
-    """Undo the 1/replicas scaling that Keras losses apply under tf.distribute."""
-    import tensorflow as tf
-
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss * ops.cast(replicas, loss.dtype) if replicas > 1 else loss
+    Under PyTorch, Keras 3 serializes `keras.optimizers.SGD` (and others) as
+    `keras.src.backend.torch.optimizers.torch_sgd.SGD`; loading that file
+    elsewhere would import torch. Every built-in optimizer is
+    `keras.optimizers.<class_name>` on every backend, so the file names that.
+    """
+    optimizer = config.get("optimizer")
+    if not isinstance(optimizer, dict):
+        return config
+    module = str(optimizer.get("module") or "")
+    public = getattr(keras.optimizers, str(optimizer.get("class_name")), None)
+    if module.startswith("keras.src.backend.") and public is not None:
+        optimizer = {**optimizer, "module": "keras.optimizers", "registered_name": None}
+        config = {**config, "optimizer": optimizer}
+    return config
 
 
 def _map_classes(ids, class_map):

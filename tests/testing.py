@@ -16,6 +16,7 @@ import tempfile
 
 import keras
 import numpy as np
+import pytest
 
 
 def toy_data(n_per_class=24, classes=(0, 3, 40213), dim=6, seed=0, spread=0.3):
@@ -47,6 +48,73 @@ def assert_same_outputs(a, b, x, atol=1e-6):
 
 def _numpy(value):
     return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+numpy = _numpy  # a tensor of any backend as a numpy array
+
+BACKEND = keras.backend.backend()
+
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="TensorFlow's own (tf.distribute, tf.data internals)"
+)
+"""Marks a test of a part that is TensorFlow's alone; every other test runs on every backend."""
+
+
+def jit(fn):
+    """`fn` compiled as a train step is, its arguments converted to (traced) tensors.
+
+    `tf.function(jit_compile=True)` on TensorFlow, `jax.jit` on JAX, `fn` itself
+    on PyTorch.
+    """
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(fn, jit_compile=True)
+    elif BACKEND == "jax":
+        import jax
+
+        compiled = jax.jit(fn)
+    else:
+        compiled = fn
+    return lambda *args: compiled(*(keras.ops.convert_to_tensor(a) for a in args))
+
+
+def value_and_grad(fn, x, *args, jit=False):
+    """`(fn(x, *args), d fn / d x)` as numpy arrays, on the backend this process runs.
+
+    `fn` returns a scalar. With `jit`, the function is compiled as each backend
+    compiles a train step: `tf.function(jit_compile=True)` (XLA) on TensorFlow,
+    `jax.jit` on JAX, and eager on PyTorch (`torch.compile` would only slow the
+    suite down); `args` are then traced tensors, not constants.
+    """
+    x = np.asarray(x, "float32")
+    args = [keras.ops.convert_to_tensor(a) for a in args]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(x)
+
+        def step(*a):
+            with tf.GradientTape() as tape:
+                value = fn(variable, *a)
+            return value, tape.gradient(value, variable)
+
+        value, grad = (tf.function(step, jit_compile=True) if jit else step)(*args)
+    elif BACKEND == "jax":
+        import jax
+
+        step = jax.value_and_grad(fn)
+        value, grad = (jax.jit(step) if jit else step)(keras.ops.convert_to_tensor(x), *args)
+    elif BACKEND == "torch":
+        import torch
+
+        variable = torch.tensor(x, requires_grad=True)
+        value = fn(variable, *args)
+        value.backward()
+        grad = variable.grad
+    else:
+        pytest.skip(f"no gradients on the {BACKEND!r} backend")
+    return float(_numpy(value)), _numpy(grad)
 
 
 def _plain(value):

@@ -315,6 +315,9 @@ class ClassBalancedSampler:
             with_classes: bool, default False. Yield `[batch, 2]` labels:
                 (current label, label given at construction) pairs, e.g.
                 (DGMS sub-class, class) for `SGMLoss(mixture=True)`.
+
+        The dataset feeds `fit` on every backend (Keras 3 accepts `tf.data` on
+        all of them; under JAX or PyTorch, TensorFlow is the input pipeline only).
         """
         tf = _tf()
         seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
