@@ -223,3 +223,27 @@ def test_tensorflow_only_parts_name_the_backend_and_the_part(other):
     assert "sampler" not in refusals
     assert len(results["sampler_fit"]["loss"]) == 2
     assert np.all(np.isfinite(results["sampler_fit"]["loss"]))
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_scripts_train_runs_there_with_dgms_and_its_model_loads_here(backend, tmp_path):
+    """`scripts/train.py` on that backend, SGM with one DGMS level: it trains, splits each
+    class after epoch 1, evaluates, and the `.keras` file it writes classifies here."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    out = tmp_path / "run"
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [sys.executable, str(ROOT / "scripts" / "train.py"), "--epochs", "2"]
+    argv += ["--max-train-samples", "160", "--image-size", "32", "--dgms-levels", "1"]
+    argv += ["--samples-per-class", "4", "--output", str(out), "--verbose", "0"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["knn_accuracy"] <= 1.0 and 0.0 <= metrics["nmi"] <= 1.0
+    assert metrics["epochs_run_in_this_session"] == 2
+    level = metrics["dgms"]["levels"][0]
+    assert level["epoch"] == 1 and 8 < metrics["dgms"]["subclasses"] <= 16  # classes split
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.class_names == metrics["class_names"] and len(model.class_names) == 8
+    images = np.random.default_rng(0).uniform(size=(4, 32, 32, 1)).astype("float32")
+    assert np.all(np.isfinite(model.predict_proba(images)))
