@@ -12,6 +12,8 @@ Public names:
 - `keras_sgm.evaluation`: the paper's protocol (NMI, F1, Recall@K, Acc@K, kNN).
 - `keras_sgm.runs`: training runs (`TrainConfig`, `train`, `RunDir`, benchmarks).
 - `keras_sgm.hub`, `from_pretrained`: publish to / load from the Hugging Face Hub.
+- `export` (`keras_sgm.deploy`): a trained model with its Gaussians as a SavedModel,
+  ONNX or LiteRT file.
 - `keras_sgm.serving`: the Gradio app's engine, the app and its Space.
 
 Imports point one way: the core (losses, metrics, model, data, backbones, dgms,
@@ -23,7 +25,8 @@ from keras_sgm import _compat
 
 _compat.check_keras_version()
 
-from keras_sgm import data, dgms, hub, losses, metrics  # noqa: E402
+from keras_sgm import data, deploy, dgms, hub, losses, metrics  # noqa: E402
+from keras_sgm.deploy import export  # noqa: E402
 from keras_sgm.dgms import SubclassSplitter  # noqa: E402
 from keras_sgm.hub import from_pretrained  # noqa: E402
 from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss  # noqa: E402
@@ -42,7 +45,9 @@ __all__ = [
     "TripletLoss",
     "centroid_accuracy",
     "data",
+    "deploy",
     "dgms",
+    "export",
     "from_pretrained",
     "hub",
     "losses",
