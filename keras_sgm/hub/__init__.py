@@ -29,6 +29,7 @@ from keras_sgm.hub.repo import (
     Pretrained,
     check_repo,
     from_pretrained,
+    load_model,
     load_pretrained,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "check_repo",
     "evaluation_results",
     "from_pretrained",
+    "load_model",
     "load_pretrained",
     "push_to_hub",
     "render_model_card",

@@ -12,6 +12,7 @@ A keras_sgm model repo is a directory, on the Hub or on disk, laid out as:
     history.csv           the run's per-epoch losses, when present
     figures/*.png         the run's figures
     gallery.npz           optional retrieval gallery: embeddings, labels, [thumbnails]
+    exports/              optional: model.onnx, model.tflite, saved_model/ (keras_sgm.export)
 
 Keras owns `config.json` (the model's architecture), so
 `keras.saving.load_model("hf://ORG/NAME")` works too after `import keras_sgm`;
@@ -147,6 +148,29 @@ def load_pretrained(repo_id_or_dir, *, revision=None, token=None, cache_dir=None
             f"model embeds in {model.embedding_dim} dimensions."
         )
     return Pretrained(model, path, info, config, metrics, gallery)
+
+
+def load_model(source):
+    """The `SGMModel` of a `.keras` file, a training run's folder (`scripts/train.py
+    --output`), a keras_sgm repo folder or a Hub repo id, loaded with `safe_mode` on.
+
+    What `scripts/export.py` reads.
+
+    Raises:
+        ValueError: a missing file, or something that holds no `SGMModel`.
+    """
+    from keras_sgm.runs.rundir import RunDir
+
+    path = Path(source).expanduser()
+    refusal = f"Refused to load {path}: it holds a Python lambda, which safe_mode forbids."
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ValueError(f"No model file {path}.")
+        return safe_load(path, refusal=refusal)
+    run = RunDir(path)
+    if path.is_dir() and run.model_path.is_file() and run.config_path.is_file():
+        return safe_load(run.model_path, refusal=refusal)
+    return from_pretrained(source)
 
 
 def check_repo(directory):

@@ -1,0 +1,469 @@
+"""Export a trained `SGMModel` with its Gaussians, for serving without Python or Keras.
+
+`export(model, path, format=...)` writes one artefact whose single signature takes
+a batch of face crops (the encoder's input, `float32`) and returns
+
+- `embedding`: `[n, dim]`, the encoder's output;
+- `posteriors`: `[n, classes]`, Bayes' rule over the fitted Gaussians with the
+  model's sigma (the calibrated `posterior_sigma` where there is one), summed per
+  original class when the Gaussians are DGMS sub-classes: exactly `predict_proba`;
+- `class_index`: `[n]` int32, the column of the largest posterior (ties: the first);
+- `known_score`: `[n]`, `known_score_from_embeddings` (the model answers "unknown"
+  below `reject_below`, which the metadata carries).
+
+The artefact carries a JSON metadata record (`read_metadata`): the class names and
+ids of the posterior columns, sigma, `reject_below`, the input shape, and which
+outputs there are. Formats:
+
+| format        | writes                           | metadata                         |
+|---------------|----------------------------------|----------------------------------|
+| `saved_model` | a SavedModel folder (TF Serving) | `assets.extra/keras_sgm.json`    |
+| `onnx`        | a `.onnx` file                   | `metadata_props["keras_sgm"]`    |
+| `litert`      | a `.tflite` file (LiteRT)        | the flatbuffer's `keras_sgm` entry |
+
+ONNX needs tf2onnx and onnx to write, onnxruntime to run; LiteRT runs with
+ai-edge-litert: `pip install keras-sgm[export]` installs them.
+
+The graph is traced by TensorFlow, so `export` runs under `KERAS_BACKEND=tensorflow`
+(a model trained on JAX or PyTorch exports from its `.keras` file loaded there).
+The parity tests (`tests/test_export.py`) run each artefact with its own runtime
+(TensorFlow, onnxruntime, the LiteRT interpreter) and compare with the Keras model.
+"""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_sgm.losses import gaussian_log_posterior, squared_distances
+
+FORMATS = ("saved_model", "onnx", "litert")
+"""The formats `export` writes."""
+
+OUTPUTS = ("embedding", "posteriors", "class_index", "known_score")
+"""The outputs of an exported signature, by name."""
+
+INPUT_NAME = "images"
+"""The name of an exported signature's input."""
+
+METADATA_KEY = "keras_sgm"
+"""The key (ONNX), entry (LiteRT) and file stem (SavedModel) of the metadata record."""
+
+SCHEMA = "keras_sgm.export/1"
+"""The metadata record's `schema`: bumped when its fields change meaning."""
+
+_SUFFIX = {"saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
+
+
+@keras.saving.register_keras_serializable(package="keras_sgm")
+class GaussianHead(keras.layers.Layer):
+    """Class posteriors and the known score from embeddings, with the Gaussians as constants.
+
+    The head of an exported model: `SGMModel.posterior_from_embeddings` and
+    `known_score_from_embeddings` as one Keras layer, so that a converter sees
+    them as a graph. The means are non-trainable weights; `membership[g, c]` is 1
+    where Gaussian `g` belongs to the `c`-th column of the posteriors.
+
+    Args:
+        means: `[G, dim]` Gaussian means.
+        membership: `[G, classes]` 0/1 matrix, each row one 1.
+        sigma: positive float, the shared standard deviation.
+
+    Returns (from `call`):
+        `(posteriors [n, classes], known_score [n])`.
+    """
+
+    def __init__(self, means, membership, sigma, **kwargs):
+        super().__init__(**kwargs)
+        self._means = np.asarray(means, "float32")
+        self._membership = np.asarray(membership, "float32")
+        self.sigma = float(sigma)
+        if self._means.ndim != 2 or self._membership.shape[0] != self._means.shape[0]:
+            raise ValueError(
+                f"GaussianHead needs means [G, dim] and membership [G, classes]; received "
+                f"shapes {self._means.shape} and {self._membership.shape}."
+            )
+        self.means = self.add_weight(
+            shape=self._means.shape,
+            initializer=keras.initializers.Constant(self._means),
+            trainable=False,
+            name="means",
+        )
+        self.membership = self.add_weight(
+            shape=self._membership.shape,
+            initializer=keras.initializers.Constant(self._membership),
+            trainable=False,
+            name="membership",
+        )
+
+    def call(self, embeddings):
+        log_post = gaussian_log_posterior(embeddings, self.means, self.sigma)
+        # as in SGMModel.gaussian_posterior_from_embeddings: normalised to float32 rounding
+        posterior = ops.exp(log_post)
+        posterior = posterior / ops.sum(posterior, axis=1, keepdims=True)
+        posteriors = ops.matmul(posterior, self.membership)
+        nearest = ops.min(squared_distances(embeddings, self.means), axis=1)
+        return posteriors, -nearest / (2.0 * self.sigma**2)
+
+    def compute_output_spec(self, embeddings):
+        n = embeddings.shape[0]
+        return (
+            keras.KerasTensor((n, self._membership.shape[1]), "float32"),
+            keras.KerasTensor((n,), "float32"),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "means": self._means.tolist(),
+            "membership": self._membership.tolist(),
+            "sigma": self.sigma,
+        }
+
+
+def _sgm_model(model):
+    from keras_sgm.model import SGMModel
+
+    if not isinstance(model, SGMModel):
+        raise ValueError(f"export needs a keras_sgm.SGMModel; received {type(model).__name__}.")
+    if len(model.gaussian_ids) == 0:
+        raise ValueError(
+            "This SGMModel has no Gaussians to export: call "
+            "model.fit_gaussians(x_train, y_train) after training."
+        )
+    return model
+
+
+def metadata(model):
+    """The metadata record `export` writes beside the graph, as a dict (JSON-ready).
+
+    Args:
+        model: a `keras_sgm.SGMModel` with Gaussians.
+
+    Returns:
+        A dict: `schema`, `input` (name, shape, dtype), `outputs`, `class_ids` and
+        `class_names` (one per posterior column), `sigma` (the one the posteriors
+        use), `reject_below`, `subclasses` (whether sub-class Gaussians were summed
+        per class), and the Gaussians (`gaussian_ids`, `gaussian_classes`,
+        `gaussian_means`) with `model_class_names` and `training_sigma`, from which
+        `keras_sgm.serving.runtime.ExportedModel` serves the app.
+    """
+    import keras_sgm
+
+    model = _sgm_model(model)
+    classes = [int(c) for c in model.classes_]
+    names = list(model.class_names or [])
+    return {
+        "schema": SCHEMA,
+        "keras_sgm_version": keras_sgm.__version__,
+        "name": model.name,
+        "input": {
+            "name": INPUT_NAME,
+            "shape": [None, *(int(d) for d in model.encoder.input_shape[1:])],
+            "dtype": "float32",
+        },
+        "outputs": list(OUTPUTS),
+        "class_ids": classes,
+        "class_names": [names[c] if 0 <= c < len(names) else f"class {c}" for c in classes],
+        "sigma": float(model.posterior_sigma or model.sigma),
+        "reject_below": None if model.reject_below is None else float(model.reject_below),
+        "subclasses": bool(len(model.gaussian_ids) > len(classes)),
+        "model_class_names": model.class_names,
+        "training_sigma": float(model.sigma),
+        # the Gaussians themselves: a server browses sub-classes and scores gallery rows
+        "gaussian_ids": [int(i) for i in model.gaussian_ids],
+        "gaussian_classes": [int(c) for c in model.gaussian_classes],
+        "gaussian_means": model.gaussian_means.tolist(),
+    }
+
+
+def serving_model(model):
+    """A functional Keras model from face crops to the four outputs of an export.
+
+    Args:
+        model: a `keras_sgm.SGMModel` with Gaussians.
+
+    Returns:
+        A `keras.Model` whose input is named `images` and whose outputs are the
+        dict `{embedding, posteriors, class_index, known_score}` (see the module).
+    """
+    model = _sgm_model(model)
+    membership = model.gaussian_classes[:, None] == model.classes_[None, :]
+    head = GaussianHead(
+        model.gaussian_means,
+        membership.astype("float32"),
+        model.posterior_sigma or model.sigma,
+        name="gaussian_head",
+    )
+    images = keras.Input(model.encoder.input_shape[1:], name=INPUT_NAME, dtype="float32")
+    embedding = model.encoder(images)
+    posteriors, known_score = head(embedding)
+    # top_k, not argmax: Keras' argmax on TensorFlow adds a NaN check (Bitcast,
+    # BitwiseAnd) that neither ONNX nor LiteRT has; top_k keeps the first of ties too.
+    class_index = ops.top_k(posteriors, 1)[1][:, 0]
+    outputs = dict(zip(OUTPUTS, (embedding, posteriors, class_index, known_score), strict=True))
+    return keras.Model(images, outputs, name=f"{model.name}_serving")
+
+
+def _check_format(format):
+    if format not in FORMATS:
+        raise ValueError(f"Unknown export format {format!r}; choose one of {list(FORMATS)}.")
+
+
+def _require(format):
+    """Import what `format` needs, or say which extra installs it."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"keras_sgm.export ({format}) needs KERAS_BACKEND=tensorflow; this process runs "
+            f"Keras on {backend!r}. Save the model (model.save('model.keras')) and export it "
+            "from a TensorFlow process: KERAS_BACKEND=tensorflow python scripts/export.py "
+            "--model model.keras ..."
+        )
+    needs = {"onnx": ["tf2onnx", "onnx"], "litert": ["flatbuffers"]}.get(format, [])
+    for module in needs:
+        try:
+            __import__(module)
+        except ImportError as error:
+            raise ImportError(
+                f"Exporting to {format} needs {module}: `pip install keras-sgm[export]` "
+                f"(installs tf2onnx, onnx, onnxruntime and ai-edge-litert)."
+            ) from error
+
+
+def default_path(directory, format):
+    """Where `export` writes `format` inside `directory`: `model.onnx`, `model.tflite`,
+    or the folder `saved_model`."""
+    _check_format(format)
+    name = "saved_model" if format == "saved_model" else f"model{_SUFFIX[format]}"
+    return Path(directory) / name
+
+
+def export(model, path, format="saved_model", verbose=False):
+    """Write `model` (with its Gaussian head and metadata) to `path` in `format`.
+
+    Args:
+        model: a `keras_sgm.SGMModel` with Gaussians (`fit_gaussians`).
+        path: the SavedModel folder, or the `.onnx` / `.tflite` file, to write;
+            its parent folders are made.
+        format: `"saved_model"` (default), `"onnx"` or `"litert"`.
+        verbose: bool, default False; let the converter print.
+
+    Returns:
+        The `Path` written.
+
+    Raises:
+        ValueError: not an `SGMModel`, no Gaussians, an unknown format, or a file
+            suffix that is not the format's.
+        ImportError: the format's converter is not installed (names the extra).
+        RuntimeError: Keras runs on another backend than TensorFlow.
+
+    Examples:
+        >>> import keras, numpy as np, keras_sgm, tempfile
+        >>> encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        ...                             keras.layers.Dense(2)])
+        >>> x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype("float32")
+        >>> model = keras_sgm.SGMModel(encoder, class_names=["neutral", "happiness"])
+        >>> model = model.fit_gaussians(x, [0, 1, 0, 1, 0, 1])
+        >>> folder = keras_sgm.export(model, tempfile.mkdtemp() + "/sm")
+        >>> keras_sgm.deploy.read_metadata(folder)["class_names"]
+        ['neutral', 'happiness']
+    """
+    _check_format(format)
+    path = Path(path)
+    suffix = _SUFFIX[format]
+    if suffix and path.suffix != suffix:
+        raise ValueError(f"A {format} export is a {suffix} file; received the path {path}.")
+    _require(format)
+    record = metadata(model)
+    graph = serving_model(model)
+    graph(np.zeros((1, *record["input"]["shape"][1:]), "float32"))  # converters want a call
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keras_format = {"saved_model": "tf_saved_model"}.get(format, format)
+    graph.export(str(path), format=keras_format, verbose=verbose)
+    text = json.dumps(record, indent=1)
+    if format == "saved_model":
+        extra = path / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        (extra / f"{METADATA_KEY}.json").write_text(text + "\n")
+    elif format == "onnx":
+        _onnx_set_metadata(path, text)
+    else:
+        _litert_set_metadata(path, text)
+    return path
+
+
+def read_metadata(path):
+    """The metadata record of an artefact `export` wrote (a SavedModel folder, `.onnx`
+    or `.tflite` file), as a dict; no TensorFlow needed.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the artefact holds no keras_sgm record (not written by `export`).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No exported model at {path}.")
+    if path.is_dir():
+        file = path / "assets.extra" / f"{METADATA_KEY}.json"
+        text = file.read_text() if file.exists() else None
+    elif path.suffix == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        props = {p.key: p.value for p in proto.metadata_props}
+        text = props.get(METADATA_KEY)
+    elif path.suffix == ".tflite":
+        text = _litert_metadata(path)
+    else:
+        raise ValueError(
+            f"{path} is not an export: a SavedModel folder, a .onnx or a .tflite file."
+        )
+    if text is None:
+        raise ValueError(f"{path} holds no {METADATA_KEY} metadata: it was not written by export.")
+    return json.loads(text)
+
+
+def _onnx_set_metadata(path, text):
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    proto.metadata_props.add(key=METADATA_KEY, value=text)
+    onnx.save(proto, str(path))
+
+
+def _litert_schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        try:
+            from tensorflow.lite.python import schema_py_generated as schema
+        except ImportError as error:
+            raise ImportError(
+                "Reading a .tflite file's metadata needs ai-edge-litert: "
+                "`pip install keras-sgm[export]`."
+            ) from error
+    return schema
+
+
+def _litert_set_metadata(path, text):
+    """Add the record as the flatbuffer's metadata entry `keras_sgm` (one more buffer)."""
+    import flatbuffers
+
+    schema = _litert_schema()
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(text.encode(), np.uint8)
+    model.buffers = list(model.buffers or []) + [buffer]
+    entry = schema.MetadataT()
+    entry.name = METADATA_KEY
+    entry.buffer = len(model.buffers) - 1
+    names = (METADATA_KEY, METADATA_KEY.encode())
+    others = [m for m in model.metadata or [] if m.name not in names]
+    model.metadata = others + [entry]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+
+
+def _litert_metadata(path):
+    schema = _litert_schema()
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == METADATA_KEY:
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
+    return None
+
+
+class Exported:
+    """An exported artefact run by its own runtime: TensorFlow (SavedModel), onnxruntime
+    (ONNX) or the LiteRT interpreter (`.tflite`).
+
+    Args:
+        path: what `export` wrote.
+
+    Attributes:
+        path, metadata (`read_metadata`), format (`"saved_model"`, `"onnx"`, `"litert"`).
+
+    Call it on a `float32` batch of the model's input to get the dict of `OUTPUTS`
+    as numpy arrays. Not thread-safe for LiteRT: hold a lock around calls.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        if self.path.is_dir():
+            self.format = "saved_model"
+            import tensorflow as tf
+
+            self._run_saved_model = tf.saved_model.load(str(self.path)).signatures[
+                "serving_default"
+            ]
+        elif self.path.suffix == ".onnx":
+            self.format = "onnx"
+            try:
+                import onnxruntime
+            except ImportError as error:
+                raise ImportError(
+                    "Running an ONNX export needs onnxruntime: `pip install keras-sgm[export]`."
+                ) from error
+            self._session = onnxruntime.InferenceSession(
+                str(self.path), providers=["CPUExecutionProvider"]
+            )
+            self._names = [o.name for o in self._session.get_outputs()]
+        else:
+            self.format = "litert"
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError as error:
+                raise ImportError(
+                    "Running a LiteRT export needs ai-edge-litert: `pip install keras-sgm[export]`."
+                ) from error
+            self._runner = Interpreter(str(self.path)).get_signature_runner()
+        self.input_shape = tuple(self.metadata["input"]["shape"])
+
+    def __call__(self, images):
+        images = np.asarray(images, "float32")
+        if images.shape[1:] != self.input_shape[1:]:
+            raise ValueError(
+                f"{self.path} takes a batch of shape {list(self.input_shape)}; received "
+                f"{list(images.shape)}."
+            )
+        if self.format == "onnx":
+            outputs = dict(zip(self._names, self._session.run(None, {INPUT_NAME: images})))
+        elif self.format == "litert":
+            outputs = self._runner(**{INPUT_NAME: images})
+        else:
+            outputs = {k: v.numpy() for k, v in self._run_saved_model(images=images).items()}
+        return {name: np.asarray(outputs[name]) for name in OUTPUTS}
+
+
+def compare(model, path, images):
+    """How far an export's outputs are from the Keras model's on `images`.
+
+    Args:
+        model: the `SGMModel` that was exported.
+        path: the artefact (`export`'s return value).
+        images: a `float32` batch of the model's input.
+
+    Returns:
+        A dict: the largest absolute difference of `embedding`, `posteriors` and
+        `known_score`, and `class_index_agreement` (the share of equal answers).
+    """
+    got = Exported(path)(images)
+    embeddings = model.predict(images, verbose=0)
+    want = {
+        "embedding": embeddings,
+        "posteriors": model.posterior_from_embeddings(embeddings),
+        "known_score": model.known_score_from_embeddings(embeddings),
+    }
+    result = {k: float(np.max(np.abs(got[k] - v))) for k, v in want.items()}
+    answers = np.argmax(want["posteriors"], axis=1)
+    result["class_index_agreement"] = float(np.mean(got["class_index"] == answers))
+    return result
