@@ -212,6 +212,14 @@ def _check_format(format):
         raise ValueError(f"Unknown export format {format!r}; choose one of {list(FORMATS)}.")
 
 
+def check_can_export(format):
+    """Raise what `export` would raise for `format` before it converts anything: an
+    unknown format (`ValueError`), another backend (`RuntimeError`), a converter
+    that is not installed (`ImportError`, naming the extra)."""
+    _check_format(format)
+    _require(format)
+
+
 def _require(format):
     """Import what `format` needs, or say which extra installs it."""
     backend = keras.backend.backend()

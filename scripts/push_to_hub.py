@@ -3,9 +3,12 @@
     python scripts/push_to_hub.py runs/resnet18_sgm --repo-id ORG/NAME [--private]
     python scripts/push_to_hub.py runs/resnet18_sgm --repo-id ORG/NAME --dry-run hub_repo/
     python scripts/push_to_hub.py runs/train --repo-id ORG/NAME --gallery test --thumbnails
+    python scripts/push_to_hub.py runs/train --repo-id ORG/NAME --export onnx litert
 
 The repo holds the model (Keras layout), the run's config, metrics.json, figures,
-history.csv and, with --gallery, a retrieval gallery (see keras_sgm.hub.repo).
+history.csv and, with --gallery, a retrieval gallery (see keras_sgm.hub.repo); with
+--export, the model exported for serving (exports/model.onnx, exports/model.tflite,
+exports/saved_model/; keras_sgm.export), which the card describes.
 The token comes from `hf auth login` / HF_TOKEN, or from the environment
 variable named by --token-env; it is never printed or written. --dry-run DIR
 writes the repo into DIR and sends nothing (no token needed): inspect it, or
@@ -19,7 +22,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_sgm import hub  # noqa: E402
+from keras_sgm import deploy, hub  # noqa: E402
 
 
 def build_parser():
@@ -50,6 +53,14 @@ def build_parser():
         action="store_true",
         help="assert that the dataset's licence allows publishing its images",
     )
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        default=[],
+        choices=deploy.FORMATS,
+        metavar="FORMAT",
+        help=f"add the model exported as FORMAT ({', '.join(deploy.FORMATS)}) under exports/",
+    )
     parser.add_argument("--license", help="the card's licence id, e.g. apache-2.0")
     parser.add_argument("--tag", action="append", default=[], help="an extra card tag")
     parser.add_argument("--commit-message")
@@ -75,6 +86,7 @@ def main(argv=None):
             "license": args.license,
             "tags": args.tag,
             "allow_thumbnails": True if args.licence_allows_thumbnails else None,
+            "exports": args.export,
         }
         if args.gallery:
             options["gallery"] = hub.Gallery.from_run(
@@ -89,6 +101,7 @@ def main(argv=None):
                 **options,
             )
             print(f"Wrote the repo layout to {out}/ (nothing was sent).")
+            _say_exports(args.export)
             return 0
         url = hub.push_to_hub(
             args.run_dir,
@@ -98,12 +111,19 @@ def main(argv=None):
             commit_message=args.commit_message,
             **options,
         )
-    except (ValueError, OSError, ImportError) as error:
+    except (ValueError, OSError, ImportError, RuntimeError) as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)
         return 2
     print(f"Pushed to {url}")
+    _say_exports(args.export)
     return 0
+
+
+def _say_exports(formats):
+    if formats:
+        paths = [deploy.default_path(hub.EXPORTS_DIR, f).as_posix() for f in formats]
+        print(f"With the model exported for serving: {', '.join(paths)} (see the card).")
 
 
 if __name__ == "__main__":

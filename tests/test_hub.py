@@ -598,3 +598,49 @@ def test_script_user_errors_are_one_line(run_dir, monkeypatch, capsys, argv, mes
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
     assert calls == []
+
+
+# ------------------------------------------------------------ exports (issue 20)
+def test_script_exports_onnx_and_litert_into_the_repo_and_the_card(
+    trained, run_dir, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    from keras_sgm import deploy
+
+    calls = _fake_hub(monkeypatch)
+    monkeypatch.setenv("MY_WRITE_TOKEN", TOKEN)
+    argv = [str(run_dir), "--repo-id", "org/fer", "--token-env", "MY_WRITE_TOKEN"]
+    assert _script().main([*argv, "--export", "onnx", "litert"]) == 0
+    assert "exports/model.onnx, exports/model.tflite" in capsys.readouterr().out
+    sent = calls[-1][2]["contents"]
+    assert set(sent) == REPO_FILES | {"exports/model.onnx", "exports/model.tflite"}
+    card = sent["README.md"].decode()
+    assert "## Exported for serving" in card and "onnxruntime.InferenceSession" in card
+    assert "| `exports/model.tflite` | LiteRT (TensorFlow Lite) |" in card
+    marker = json.loads(sent["keras_sgm.json"])
+    assert "exports/model.onnx" in json.dumps(marker)
+    # what was sent runs: the repo written the same way loads, and its ONNX file matches
+    out = tmp_path / "dry"
+    assert _script().main([str(run_dir), "--dry-run", str(out), "--export", "onnx"]) == 0
+    x, _ = _toy()
+    report = deploy.compare(hub.load_pretrained(out).model, out / "exports" / "model.onnx", x[:5])
+    assert report["posteriors"] <= 1e-5 and report["class_index_agreement"] == 1.0
+    assert deploy.read_metadata(out / "exports" / "model.onnx")["class_names"] == CLASS_NAMES
+
+
+def test_a_card_without_exports_has_no_export_section(repo):
+    assert "Exported for serving" not in (repo / "README.md").read_text()
+
+
+def test_an_unknown_export_format_or_a_missing_converter_writes_nothing(
+    run_dir, tmp_path, monkeypatch
+):
+    import sys
+
+    with pytest.raises(ValueError, match="Unknown export format 'tfjs'"):
+        hub.save_pretrained(run_dir, tmp_path / "a", exports=["tfjs"])
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    with pytest.raises(ImportError, match=r"pip install keras-sgm\[export\]"):
+        hub.save_pretrained(run_dir, tmp_path / "b", exports=["onnx"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -21,6 +21,7 @@ from keras_sgm.hub.card import CARD_TAGS, TEMPLATE, evaluation_results, render_m
 from keras_sgm.hub.gallery import Gallery
 from keras_sgm.hub.publish import push_to_hub, save_pretrained
 from keras_sgm.hub.repo import (
+    EXPORTS_DIR,
     FORMAT_VERSION,
     GALLERY_FILE,
     MARKER,
@@ -35,6 +36,7 @@ from keras_sgm.hub.repo import (
 
 __all__ = [
     "CARD_TAGS",
+    "EXPORTS_DIR",
     "FORMAT_VERSION",
     "GALLERY_FILE",
     "MARKER",

@@ -233,12 +233,36 @@ def _template_values(model, config, metrics, dataset, rows, knn_k, files, galler
             for f in files
             if f.startswith("figures/") and f.endswith(".png")
         ],
+        exports=_exports(files),
         gallery=None
         if gallery is None
         else {"size": len(gallery.labels), "thumbnails": gallery.thumbnails is not None},
         keras_sgm_version=keras_sgm.__version__,
         keras_version=keras.__version__,
     )
+
+
+_EXPORTS = {
+    "exports/model.onnx": ("ONNX", "onnxruntime (any of its languages)"),
+    "exports/model.tflite": (
+        "LiteRT (TensorFlow Lite)",
+        "the LiteRT interpreter (ai-edge-litert; LiteRT on Android and iOS)",
+    ),
+    "exports/saved_model/saved_model.pb": (
+        "TensorFlow SavedModel",
+        "TensorFlow Serving, tf.saved_model.load",
+    ),
+}
+
+
+def _exports(files):
+    """The `keras_sgm.export` files among a repo's files, as the card's rows."""
+    rows = []
+    for file, (title, runtime) in _EXPORTS.items():
+        if file in files:
+            path = "exports/saved_model/" if file.endswith(".pb") else file
+            rows.append({"path": path, "title": title, "runtime": runtime})
+    return rows
 
 
 def _input_description(shape):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 
+from keras_sgm import deploy
 from keras_sgm._files import write_json
 from keras_sgm.data.names import REDISTRIBUTABLE_DATASETS
 from keras_sgm.hub._safe import safe_load_file
@@ -22,6 +23,7 @@ from keras_sgm.hub.errors import (
 )
 from keras_sgm.hub.gallery import Gallery
 from keras_sgm.hub.repo import (
+    EXPORTS_DIR,
     FORMAT_VERSION,
     GALLERY_FILE,
     MARKER,
@@ -48,6 +50,7 @@ def save_pretrained(
     tags=(),
     template=None,
     overwrite=False,
+    exports=(),
 ):
     """Write the Hub repo layout of a model or a training run into a local directory.
 
@@ -76,6 +79,9 @@ def save_pretrained(
         template: optional path of a Jinja2 card template (default `TEMPLATE`).
         overwrite: bool, default False; replace an earlier keras_sgm repo in
             `directory`.
+        exports: formats of `keras_sgm.deploy.FORMATS` (`"onnx"`, `"litert"`,
+            `"saved_model"`) to add under `exports/` (`keras_sgm.export`), each
+            named in the card with how to run it. Default: none.
 
     Returns:
         The `directory`, as a `Path`.
@@ -88,6 +94,9 @@ def save_pretrained(
     hub = _import_hub("Writing a model card")
     if repo_id is not None:
         _validate_repo_id(hub, repo_id, "repo_id is not")
+    exports = list(dict.fromkeys([exports] if isinstance(exports, str) else exports))
+    for format in exports:  # an unknown format or a missing converter: before anything is written
+        deploy.check_can_export(format)
     model, run_config, run_metrics, run = _source(source)
     config = _public_config(config if config is not None else run_config)
     metrics = metrics if metrics is not None else run_metrics
@@ -108,6 +117,8 @@ def save_pretrained(
             _copy_run_files(run, out)
         if gallery is not None:
             gallery.save(out / GALLERY_FILE)
+        for format in exports:
+            deploy.export(model, deploy.default_path(out / EXPORTS_DIR, format), format=format)
         card = render_model_card(
             model,
             config=config,
@@ -152,7 +163,7 @@ def push_to_hub(
             otherwise). An existing repo keeps its visibility.
         commit_message: optional str.
         **save_options: `config`, `metrics`, `gallery`, `allow_thumbnails`,
-            `license`, `tags`, `template` (see `save_pretrained`).
+            `license`, `tags`, `template`, `exports` (see `save_pretrained`).
 
     Returns:
         The repo's URL, a str.

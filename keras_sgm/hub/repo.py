@@ -49,6 +49,9 @@ MARKER = "keras_sgm.json"
 MODEL_FILES = ("config.json", "metadata.json", "model.weights.h5")
 """Keras' unzipped model layout, the one its `hf://` saving writes."""
 
+EXPORTS_DIR = "exports"
+"""Where `save_pretrained(..., exports=...)` puts `keras_sgm.export` files."""
+
 GALLERY_FILE = "gallery.npz"
 TRAINING_CONFIG_FILE = "training_config.json"
 
