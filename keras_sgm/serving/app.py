@@ -3,6 +3,7 @@
     python apps/app.py                                # the default model (trained once, cached)
     python apps/app.py --model ORG/NAME               # a keras_sgm repo on the Hugging Face Hub
     python apps/app.py --model path/to/repo --port 7860
+    python apps/app.py --model path/to/repo --runtime onnx   # its exports/model.onnx
 
 --model takes a keras_sgm model repo (written by scripts/push_to_hub.py or
 keras_sgm.hub.save_pretrained), on the Hub or in a local directory; the
@@ -11,6 +12,8 @@ KERAS_SGM_MODEL environment variable does the same, and so does the first of
 any, the app serves the default model: FMPNet trained with SGMLoss on the
 synthetic faces, trained on first start (about a minute on 2 CPU cores) and cached in
 $KERAS_SGM_DEMO_MODEL (default ~/.cache/keras_sgm/demo_synthetic_faces).
+--runtime onnx (or litert; $KERAS_SGM_RUNTIME) serves the repo's exported model
+(scripts/push_to_hub.py --export onnx) with onnxruntime instead of Keras.
 
 All logic lives in keras_sgm.serving (engine, faces, examples, default_model); this
 module lays out the page, one function per tab, and `apps/app.py` launches it.
@@ -39,8 +42,9 @@ except ImportError as error:  # pragma: no cover - only without the extra
 import numpy as np  # noqa: E402
 
 from keras_sgm.serving import engine, faces  # noqa: E402
-from keras_sgm.serving.default_model import ensure_demo_model  # noqa: E402
+from keras_sgm.serving.default_model import ensure_demo_export, ensure_demo_model  # noqa: E402
 from keras_sgm.serving.examples import write_examples  # noqa: E402
+from keras_sgm.serving.runtime import RUNTIMES  # noqa: E402
 from keras_sgm.serving.space import space_model  # noqa: E402
 
 logger = logging.getLogger("keras_sgm.app")
@@ -543,14 +547,18 @@ def _album_tab(handlers, examples):
         use.click(lambda: (album, 8, WHOLE), None, [files, k, mode], api_name=False)
 
 
-def load_demo(model=None, progress=print, app_dir=None):
+def load_demo(model=None, progress=print, app_dir=None, runtime=None):
     """The `ExpressionDemo` for `--model`, else $KERAS_SGM_MODEL, else the first of the
-    `models:` of the README.md in `app_dir` (a Space's folder), else the default model."""
+    `models:` of the README.md in `app_dir` (a Space's folder), else the default model;
+    run by `runtime` (`--runtime`, else $KERAS_SGM_RUNTIME, else `"keras"`)."""
     model = model or os.environ.get("KERAS_SGM_MODEL")
     model = model or (space_model(app_dir) if app_dir is not None else None)
+    runtime = runtime or os.environ.get("KERAS_SGM_RUNTIME") or "keras"
     if not model:
         model = ensure_demo_model(progress=progress)
-    return engine.ExpressionDemo.from_pretrained(model)
+        if runtime != "keras":
+            ensure_demo_export(model, runtime)
+    return engine.ExpressionDemo.from_pretrained(model, runtime=runtime)
 
 
 def build_parser():
@@ -560,6 +568,12 @@ def build_parser():
         epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("--model", help="a keras_sgm repo: Hub id ORG/NAME or a local directory")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="run the model with Keras (default) or its exports/model.onnx (.tflite)",
+    )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--concurrency", type=int, default=4, help="requests run at once")
@@ -584,7 +598,7 @@ def main(argv=None, app_dir=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        demo = load_demo(args.model, app_dir=app_dir)
+        demo = load_demo(args.model, app_dir=app_dir, runtime=args.runtime)
     except (ValueError, OSError, ImportError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -66,3 +66,18 @@ def ensure_demo_model(directory=None, config=None, progress=None):
             os.replace(staged, directory)
     say(f"Demo model saved in {directory}.")
     return directory
+
+
+def ensure_demo_export(directory, runtime):
+    """The default model's export for `runtime` (`"onnx"`, `"litert"`) in its cached repo
+    (`exports/model.onnx`, ...), written on first use."""
+    from keras_sgm import deploy, hub
+    from keras_sgm.serving.runtime import export_path
+
+    path = Path(directory) / hub.EXPORTS_DIR / deploy.default_path(".", runtime).name
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        staged = path.with_name(f".{os.getpid()}{path.suffix}")  # another process may race
+        deploy.export(hub.from_pretrained(directory), staged, format=runtime)
+        os.replace(staged, path)
+    return export_path(directory, runtime)

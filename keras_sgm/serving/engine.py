@@ -115,7 +115,9 @@ class ExpressionDemo:
     """A served `SGMModel`: face detection, Bayes and kNN classification, retrieval and groups.
 
     Args:
-        model: a trained `keras_sgm.SGMModel` with Gaussians (`fit_gaussians`).
+        model: a trained `keras_sgm.SGMModel` with Gaussians (`fit_gaussians`),
+            or a `keras_sgm.serving.runtime.ExportedModel` (its ONNX or LiteRT
+            export: the crops then go through onnxruntime or LiteRT, not Keras).
         gallery: optional `keras_sgm.hub.Gallery` for kNN, retrieval and
             the group browser; thumbnails make the images visible.
         detector: optional `keras_sgm.serving.faces.FaceDetector` (default: a new
@@ -165,14 +167,18 @@ class ExpressionDemo:
         reject_below=None,
     ):
         from keras_sgm.model import SGMModel
+        from keras_sgm.serving.runtime import ExportedModel
 
-        if not isinstance(model, SGMModel):
-            raise ValueError(f"model must be a keras_sgm.SGMModel; received {type(model)}.")
+        if not isinstance(model, (SGMModel, ExportedModel)):
+            raise ValueError(
+                "model must be a keras_sgm.SGMModel (or an exported one, "
+                f"keras_sgm.serving.runtime.ExportedModel); received {type(model)}."
+            )
         if len(model.gaussian_ids) == 0:
             raise ValueError(
                 "The model has no Gaussians: call model.fit_gaussians(x_train, y_train) first."
             )
-        shape = model.encoder.input_shape
+        shape = model.input_shape if isinstance(model, ExportedModel) else model.encoder.input_shape
         if len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3):
             raise ValueError(
                 f"The app serves square gray or RGB image models; this one takes {shape}."
@@ -243,18 +249,32 @@ class ExpressionDemo:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, repo_id_or_dir, **kwargs):
-        """An `ExpressionDemo` over a keras_sgm repo (a local directory or a Hub repo id)."""
-        from keras_sgm import hub
+    def from_pretrained(cls, repo_id_or_dir, runtime="keras", **kwargs):
+        """An `ExpressionDemo` over a keras_sgm repo (a local directory or a Hub repo id).
 
+        Args:
+            repo_id_or_dir: the repo.
+            runtime: `"keras"` (default) runs the repo's `.keras` model; `"onnx"`
+                (`"litert"`) its `exports/model.onnx` (`exports/model.tflite`),
+                written by `scripts/push_to_hub.py --export onnx` (`litert`).
+            **kwargs: as for `ExpressionDemo`.
+        """
+        from keras_sgm import hub
+        from keras_sgm.serving import runtime as runtimes
+
+        if runtime not in runtimes.RUNTIMES:
+            raise ValueError(
+                f"Unknown runtime {runtime!r}; choose one of {list(runtimes.RUNTIMES)}."
+            )
         repo = hub.load_pretrained(repo_id_or_dir)
+        model = repo.model
+        if runtime != "keras":
+            model = runtimes.ExportedModel(runtimes.export_path(repo.path, runtime))
         title = str(repo_id_or_dir)
         if Path(title).is_dir():
             title = Path(title).resolve().name
         kwargs.setdefault("title", title)
-        return cls(
-            repo.model, gallery=repo.gallery, metrics=repo.metrics, config=repo.config, **kwargs
-        )
+        return cls(model, gallery=repo.gallery, metrics=repo.metrics, config=repo.config, **kwargs)
 
     @property
     def has_thumbnails(self):
@@ -279,6 +299,20 @@ class ExpressionDemo:
             raise ValueError("The model gave non-finite embeddings for this input.")
         return embeddings
 
+    def _infer(self, crops):
+        """Embeddings, class posteriors and known scores of model inputs: one run of an
+        exported graph (`ExportedModel.infer`), or the Keras encoder then the Gaussians."""
+        if not hasattr(self.model, "infer"):
+            embeddings = self.embed(crops)
+            posterior = self.model.posterior_from_embeddings(embeddings)
+            return embeddings, posterior, self.model.known_score_from_embeddings(embeddings)
+        crops = np.asarray(crops, np.float32).reshape(-1, self.size, self.size, self.channels)
+        with self._lock:  # the LiteRT interpreter is not thread-safe
+            outputs = self.model.infer(crops)
+        if not np.all(np.isfinite(outputs["embedding"])):
+            raise ValueError("The model gave non-finite embeddings for this input.")
+        return outputs["embedding"], outputs["posteriors"], outputs["known_score"]
+
     def _search(self, embeddings, k):
         with self._lock:
             return self.index.search(embeddings, k)
@@ -286,9 +320,7 @@ class ExpressionDemo:
     def _results(self, found):
         if not found:
             return []
-        embeddings = self.embed(np.stack([f.crop for f in found]))
-        posterior = self.model.posterior_from_embeddings(embeddings)
-        known = self.model.known_score_from_embeddings(embeddings)
+        embeddings, posterior, known = self._infer(np.stack([f.crop for f in found]))
         classes = self.model.classes_
         votes, decisions = [{} for _ in found], [None] * len(found)
         if self.index is not None:
