@@ -421,8 +421,13 @@ class Exported:
                 raise ImportError(
                     "Running an ONNX export needs onnxruntime: `pip install keras-sgm[export]`."
                 ) from error
+            options = onnxruntime.SessionOptions()
+            # no busy-waiting threads between calls: a server does other work in between
+            # (face detection, the gallery search), which spinning threads would slow down
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(
-                str(self.path), providers=["CPUExecutionProvider"]
+                str(self.path), options, providers=["CPUExecutionProvider"]
             )
             self._names = [o.name for o in self._session.get_outputs()]
         else:

@@ -59,10 +59,10 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_app(repo_dir, concurrency=4, queue_size=64):
-    """Serve the app over `repo_dir` on a free localhost port; yields its URL."""
+def running_app(repo_dir, concurrency=4, queue_size=64, runtime=None):
+    """Serve the app over `repo_dir` (run by `runtime`) on a free localhost port; yields its URL."""
     app_lib = app_module()
-    demo = app_lib.load_demo(str(repo_dir))
+    demo = app_lib.load_demo(str(repo_dir), runtime=runtime)
     blocks = app_lib.build_app(demo)
     port = free_port()
     app_lib.launch(

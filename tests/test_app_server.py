@@ -25,6 +25,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from keras_sgm.data.expressions import FERPLUS_CLASSES  # noqa: E402
 from keras_sgm.serving import faces  # noqa: E402
+from keras_sgm.serving.app import BOX_COLOURS  # noqa: E402
 from tests.app_support import running_app  # noqa: E402
 
 DETECT, WHOLE = "Detect faces (OpenCV)", "The photo is one face crop"
@@ -98,13 +99,11 @@ def check_classified(result, name, n_faces):
         assert 0.0 <= row[2] <= 1.0 and row[3] in ("clear", "uncertain", "rejected")
         votes = [int(v.rsplit(" ", 1)[1]) for v in row[5].split(", ")]
         assert sum(votes) == 11, row  # K = 11 neighbours, all voting
-    # The boxes, the posterior and the status tell the same as the table.
-    captions = [a["label"] for a in boxed["annotations"]]
-    marks = {"clear": "", "uncertain": " (uncertain)"}
-    assert captions == [
-        f"{r[0]}: {r[1]}" if r[3] == "rejected" else f"{r[0]}: {r[1]} {r[2]:.2f}{marks[r[3]]}"
-        for r in rows
-    ]
+    # One image comes back, the photo with a box and caption drawn per face, in the face's
+    # colour (PNG: exact); the next face's colour is nowhere (the grey test photos lack them).
+    shown = _shown(boxed)
+    drawn = [bool(np.all(shown == colour, axis=-1).any()) for colour in BOX_COLOURS]
+    assert drawn == [i < n_faces for i in range(len(BOX_COLOURS))], drawn
     unsure = [str(r[0]) for r in rows if r[3] == "uncertain"]
     assert ("Uncertain: face(s) " + ", ".join(unsure) in status) == bool(unsure), status
     rejected = [str(r[0]) for r in rows[1:] if r[3] == "rejected"]  # face 1: the first line
@@ -121,7 +120,7 @@ def check_classified(result, name, n_faces):
         tuple(map(tuple, rows)),
         tuple((c["label"], c["confidence"]) for c in label["confidences"]),
         status,
-        tuple(captions),
+        shown.shape,
     )
 
 
@@ -138,6 +137,16 @@ def check_refused(result, name, *fragments):
         else:
             assert not output, output  # None, {} or []
     return status
+
+
+def _shown(boxed):
+    """The pixels of the classify answer's image: a downloaded path, or a file's URL."""
+    if isinstance(boxed, dict):
+        content = httpx.get(boxed["url"], timeout=60).raise_for_status().content
+        with Image.open(io.BytesIO(content)) as image:
+            return np.asarray(image.convert("RGB"))
+    with Image.open(boxed) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 # ----------------------------------------------------------------- 1. load
@@ -183,9 +192,8 @@ def test_sixty_concurrent_classify_requests_are_all_answered_with_their_own_file
                 began = time.monotonic()
                 job = own.submit(handle_file(str(path)), None, mode, api_name="/classify")
                 result = job.result(timeout=180)
-                boxed = result[0]
-                urls = (boxed["image"]["url"], *(a["image"]["url"] for a in boxed["annotations"]))
-                for url in urls:  # the photo, then one mask per face: whole images of its size
+                urls = (result[0]["url"],)  # the boxed photo: one image of the photo's size
+                for url in urls:
                     _download(url, sizes[key])
                 out.append((key, result, urls, time.monotonic() - began))
             return out
@@ -325,9 +333,10 @@ def test_bad_upload_is_refused_with_a_named_message(
     result = classify(client, path, mode)
     if case == "no_face":  # a readable photo: shown back, with no box on it
         boxed, *result = result
-        assert boxed["annotations"] == [] and Path(boxed["image"]).is_file()
-        with Image.open(boxed["image"]) as shown:
+        assert Path(boxed).is_file()
+        with Image.open(boxed) as shown:
             assert shown.size == (320, 240)
+            assert not np.all(np.asarray(shown.convert("RGB")) == BOX_COLOURS[0], axis=-1).any()
     status = check_refused(result, path.name, *fragments)
     assert "\n" not in status  # one message, not a traceback
 

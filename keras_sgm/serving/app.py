@@ -138,9 +138,6 @@ def _no_stub_files():
 
 with _no_stub_files():
 
-    class AnnotatedImage(_OwnFiles, gr.AnnotatedImage):
-        """`gr.AnnotatedImage` with files of its own per response."""
-
     class Image(_OwnFiles, gr.Image):
         """`gr.Image` with files of its own per response."""
 
@@ -161,20 +158,37 @@ def _rgb(thumbnail):
     return thumbnail if thumbnail.shape[-1] == 3 else np.repeat(thumbnail, 3, axis=-1)
 
 
-def _display(photo, results):
-    """The photo (at most MAX_DISPLAY_SIDE a side) with one labelled box per face."""
-    pixels = photo.pixels
-    scale = min(1.0, MAX_DISPLAY_SIDE / max(pixels.shape[:2]))
-    if scale < 1.0:
-        from PIL import Image
+BOX_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189))
+"""The colour of face i's box and caption (cycling): distinct, and readable under white text."""
 
-        size = (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale))
-        pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
-    boxes = []
+
+def _display(photo, results):
+    """The photo (at most MAX_DISPLAY_SIDE a side) with each face's box and caption drawn in:
+    one image, what the page shows (no mask per face to write and send)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(photo.pixels).convert("RGB")
+    scale = min(1.0, MAX_DISPLAY_SIDE / max(image.size))
+    if scale < 1.0:
+        size = (round(image.width * scale), round(image.height * scale))
+        image = image.resize(size, Image.Resampling.BOX)
+    if not results:
+        return np.asarray(image)
+    draw = ImageDraw.Draw(image)
+    line = max(2, round(max(image.size) / 300))
+    font = ImageFont.load_default(size=max(11, round(max(image.size) / 45)))
     for i, result in enumerate(results):
         x, y, w, h = (round(v * scale) for v in result.face.box)
-        boxes.append(((x, y, x + w, y + h), _caption(i + 1, result)))
-    return pixels, boxes
+        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
+        draw.rectangle((x, y, x + w - 1, y + h - 1), outline=colour, width=line)
+        text = _caption(i + 1, result)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left + 2 * line, bottom - top + 2 * line
+        ty = y - th if y - th >= 0 else min(y + h, image.height - th)  # above, else below
+        tx = min(max(0, x), max(0, image.width - tw))
+        draw.rectangle((tx, ty, tx + tw, ty + th), fill=colour)
+        draw.text((tx + line - left, ty + line - top), text, fill=(255, 255, 255), font=font)
+    return np.asarray(image)
 
 
 def _caption(number, result):
@@ -430,7 +444,7 @@ def _classify_tab(demo, handlers, examples):
             button = gr.Button("Classify", variant="primary")
         with gr.Column():
             status = gr.Markdown(label="Status", elem_id="classify-status")
-            boxed = AnnotatedImage(label="Faces found")
+            boxed = Image(label="Faces found", type="numpy", format="png", interactive=False)
             posterior = gr.Label(
                 label="Face 1: posterior by Bayes' rule, every class",
                 num_top_classes=len(demo.class_names),
