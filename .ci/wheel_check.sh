@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The wheel works outside the clone: build it, install it into a fresh virtual environment
 # in a temporary folder, and there run the example training (one epoch), a dry-run publish
-# (model card from the template inside the wheel) and a Space folder (the Space's files
+# (model card from the template inside the wheel, with the ONNX export), a LiteRT export
+# checked against Keras, and a Space folder (the Space's files
 # inside the wheel). The environment reuses this machine's installed dependencies
 # (--system-site-packages) and installs keras_sgm itself only from the wheel.
 set -euo pipefail
@@ -33,10 +34,13 @@ print(f"keras_sgm {keras_sgm.__version__} from {where.parent}")
 PYTHON
 "$PY" "$CLONE/scripts/train.py" --epochs 1 --verbose 0 --output "$WORK/run"
 "$PY" "$CLONE/scripts/push_to_hub.py" "$WORK/run" --repo-id keras-sgm/example \
-    --dry-run "$WORK/repo"
+    --dry-run "$WORK/repo" --export onnx
+"$PY" "$CLONE/scripts/export.py" "$WORK/repo" --format litert --output "$WORK/exports" --check
 "$PY" "$CLONE/scripts/make_space.py" "$WORK/space"
 test -s "$WORK/repo/README.md" && test -f "$WORK/repo/keras_sgm.json"
+test -s "$WORK/repo/exports/model.onnx" && test -s "$WORK/exports/model.tflite"
+grep -q "Exported for serving" "$WORK/repo/README.md"
 test -f "$WORK/space/app.py" && test -f "$WORK/space/README.md"
 test -f "$WORK/space/requirements.txt"
 test -f "$WORK/space/keras_sgm/hub/model_card_template.md"
-echo "wheel check passed: training, push_to_hub.py --dry-run and make_space.py outside the clone"
+echo "wheel check passed: training, push_to_hub.py --dry-run --export, export.py and make_space.py outside the clone"
