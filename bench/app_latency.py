@@ -15,17 +15,19 @@ calls also go through a running app on localhost (`/classify` and `/retrieve`
 with `gradio_client`, one request at a time), which adds Gradio's queue, the
 upload and the result images; so does `/classify` of one face crop (the example
 face, taken whole). `--runtime onnx` serves the model's ONNX export with
-onnxruntime (`apps/app.py --runtime onnx`) instead of Keras.
+onnxruntime (`apps/app.py --runtime onnx`) instead of Keras, in a process that, like the
+app launched so, runs Keras on NumPy and never imports TensorFlow (the repo and its
+export are written by a TensorFlow child process); the script says whether it did.
 """
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,16 +75,30 @@ def main():
         help="also send N /classify requests at once from N clients, each downloading its "
         "image (failures counted)",
     )
+    parser.add_argument("--write-repo", metavar="DIR", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
+    # the backend apps/app.py chooses: NumPy when an export serves the model
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow" if args.runtime == "keras" else "numpy")
+    exports = [] if args.runtime == "keras" else [args.runtime]
+    if args.write_repo:
+        make_repo(Path(args.write_repo), args.gallery, args.arch, exports)
+        return
 
+    import keras
     import numpy as np
 
     from keras_sgm.serving import ExpressionDemo, faces
     from keras_sgm.serving.examples import write_examples
 
     with tempfile.TemporaryDirectory() as tmp:
-        exports = [] if args.runtime == "keras" else [args.runtime]
-        repo = make_repo(Path(tmp) / "repo", args.gallery, args.arch, exports)
+        repo = Path(tmp) / "repo"
+        if keras.backend.backend() == "tensorflow":
+            make_repo(repo, args.gallery, args.arch, exports)
+        else:  # exporting needs TensorFlow: a child process writes the repo
+            child = [sys.executable, __file__, "--write-repo", str(repo), "--runtime", args.runtime]
+            child += ["--gallery", str(args.gallery), "--arch", args.arch]
+            env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+            subprocess.run(child, env=env, check=True, stderr=subprocess.DEVNULL)
         engine = ExpressionDemo.from_pretrained(repo, runtime=args.runtime)
         examples = write_examples(Path(tmp) / "examples", engine.detector)
         photo_path = examples["group"]
@@ -101,7 +117,8 @@ def main():
             seconds.append(time.perf_counter() - start)
         print(
             f"gallery {args.gallery} faces, backbone {args.arch}, runtime {args.runtime}, "
-            f"{args.requests} requests, a 600x220 photo with 3 faces"
+            f"{args.requests} requests, a 600x220 photo with 3 faces; Keras on "
+            f"{keras.backend.backend()}, TensorFlow imported: {'tensorflow' in sys.modules}"
         )
         print(f"engine classify + retrieve   {percentiles(seconds)}   (target p95 <= 50 ms)")
         photo = faces.read_photo(photo_path)

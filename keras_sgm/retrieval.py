@@ -18,10 +18,11 @@ Reference:
     section 4.1 (retrieval with K nearest neighbours).
 """
 
+import contextlib
 import math
+import sys
 
 import numpy as np
-import tensorflow as tf
 
 METRICS = ("euclidean", "cosine")
 
@@ -90,6 +91,32 @@ def _check_k(k, n, exclude_self, m=None):
     elif k > n:
         raise ValueError(f"k={k} exceeds the gallery size n={n}.")
     return int(k)
+
+
+def _tensorflow_loaded():
+    """Whether this process has imported TensorFlow (Keras on TensorFlow always has): then
+    `ExactIndex` searches with XLA; otherwise in NumPy, without importing it."""
+    return sys.modules.get("tensorflow") is not None
+
+
+_BLAS = None
+
+
+def _blas_threads(limit):
+    """A context that runs NumPy's BLAS on `limit` threads (None: as configured).
+
+    A server's search has a few queries: one thread does it as fast, and BLAS threads
+    left spinning after the call slowed the face detection that followed by a third
+    (bench/app_latency.py --runtime onnx).
+    """
+    global _BLAS
+    if limit is None:
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=limit, user_api="blas")
 
 
 def _normalize_rows(x):
@@ -185,9 +212,9 @@ class ExactIndex:
         n_pad = -(-n // _GROUP) * _GROUP
         pad_keys = np.zeros((n_pad - n, dim + 1), np.float32)
         pad_keys[:, -1] = -np.inf
-        self._keys = tf.constant(np.concatenate([keys, pad_keys]), tf.float32)
-        self._rows = tf.constant(np.concatenate([rows, np.zeros((n_pad - n, dim), np.float32)]))
-        self._search_batch = tf.function(self._batch, jit_compile=True)
+        self._keys = np.concatenate([keys, pad_keys]).astype(np.float32)
+        self._rows = np.concatenate([rows, np.zeros((n_pad - n, dim), np.float32)])
+        self._search_batch = None  # compiled on the first search that uses TensorFlow
 
     def __len__(self):
         return self.gallery.shape[0]
@@ -205,6 +232,8 @@ class ExactIndex:
 
     def _batch(self, queries, offset, k, exclude_self):
         """Top-k of one padded batch: `(distances [b, k], indices [b, k] int32)`."""
+        import tensorflow as tf
+
         n = len(self)
         augmented = tf.concat([queries, tf.ones_like(queries[:, :1])], axis=1)
         scores = tf.matmul(augmented, self._keys, transpose_b=True)  # [b, n_pad], higher = nearer
@@ -267,6 +296,17 @@ class ExactIndex:
         prepared = self._prepare(queries)
         distances = np.empty((m, k), np.float32)
         indices = np.empty((m, k), np.int64)
+        if not _tensorflow_loaded():
+            for start in range(0, m, size):
+                batch = prepared[start : start + size]
+                d, i = self._numpy_batch(batch, start, k, bool(exclude_self))
+                distances[start : start + len(batch)], indices[start : start + len(batch)] = d, i
+            return distances, indices
+        import tensorflow as tf
+
+        if self._search_batch is None:
+            self._keys, self._rows = tf.constant(self._keys), tf.constant(self._rows)
+            self._search_batch = tf.function(self._batch, jit_compile=True)
         for start in range(0, m, size):
             batch = prepared[start : start + size]
             rows = batch.shape[0]
@@ -277,6 +317,33 @@ class ExactIndex:
             )
             distances[start : start + rows] = d.numpy()[:rows]
             indices[start : start + rows] = i.numpy()[:rows]
+        return distances, indices
+
+    def _numpy_batch(self, queries, offset, k, exclude_self):
+        """`_batch` in NumPy, for a process that never imported TensorFlow (the app serving
+        an ONNX export): the same scores, the same top k (the lower index first among equal
+        scores, as `tf.math.top_k`), the same order by (distance, index)."""
+        keys, gallery_rows = np.asarray(self._keys), np.asarray(self._rows)
+        augmented = np.concatenate([queries, np.ones_like(queries[:, :1])], axis=1)
+        with _blas_threads(1 if len(queries) <= 64 else None):
+            scores = augmented @ keys.T  # [b, n_pad], higher = nearer
+        if exclude_self:
+            rows = np.arange(len(queries))
+            scores[rows, np.minimum(rows + offset, scores.shape[1] - 1)] = -np.inf
+        distances = np.empty((len(queries), k), np.float32)
+        indices = np.empty((len(queries), k), np.int64)
+        for q, row in enumerate(scores):
+            kth = np.partition(row, row.size - k)[row.size - k]
+            candidates = np.flatnonzero(row >= kth)  # every row tied with the k-th too
+            best = candidates[np.lexsort((candidates, -row[candidates]))[:k]]
+            if self.metric == "euclidean":
+                d = np.sqrt(np.sum(np.square(queries[q] - gallery_rows[best]), axis=1))
+            else:
+                # elementwise, then summed per row (not a matrix product, whose rounding can
+                # differ between equal rows): equal rows get equal distances, as in `_batch`
+                d = 1.0 - np.sum(gallery_rows[best] * queries[q], axis=1)
+            order = np.lexsort((best, d))
+            distances[q], indices[q] = d[order], best[order]
         return distances, indices
 
 

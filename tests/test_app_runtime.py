@@ -123,3 +123,68 @@ def test_the_default_model_is_exported_once_for_its_runtime(app_repo, tmp_path, 
     monkeypatch.setattr(deploy, "export", lambda *a, **k: pytest.fail("exported twice"))
     assert default_model.ensure_demo_export(repo, "onnx") == path
     assert hub.load_pretrained(repo).model is not None  # the repo still loads
+
+
+def _run_without_tensorflow(code, env=None):
+    """Run `code` as apps/app.py would start it with `--runtime onnx` (KERAS_BACKEND unset, the
+    launcher chooses), in a fresh process; its last line of output, as JSON."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    launcher = str(Path(__file__).resolve().parents[1] / "apps" / "app.py")
+    prelude = (
+        "import importlib.util, json, sys\n"
+        "sys.argv = ['app.py', '--runtime', 'onnx']\n"
+        f"spec = importlib.util.spec_from_file_location('launcher', {launcher!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))  # sets the backend\n"
+        "import keras\n"
+        "from keras_sgm.serving import app\n"
+    )
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_app_serving_an_export_imports_no_tensorflow(exported_repo, app_examples, engines):
+    code = (
+        f"demo = app.load_demo({str(exported_repo)!r}, runtime='onnx')\n"
+        "handlers = app.Handlers(demo)\n"
+        "app.build_app(demo)\n"
+        f"boxed, label, rows, status = handlers.classify({str(app_examples['group'])!r})\n"
+        f"_, items, matches, found = handlers.retrieve({str(app_examples['group'])!r})\n"
+        "grid, figure, browsed = handlers.browse('neutral', 2)\n"
+        f"album = [{', '.join(repr(str(p)) for p in app_examples['album'][:6])}]\n"
+        "_, summary = handlers.summarize(album, 3, app.WHOLE)\n"
+        "print(json.dumps({'backend': keras.backend.backend(),\n"
+        "    'tensorflow': 'tensorflow' in sys.modules, 'rows': rows, 'matches': matches,\n"
+        "    'status': [status, found, browsed, summary]}))\n"
+    )
+    out = _run_without_tensorflow(code)
+    assert out["backend"] == "numpy" and out["tensorflow"] is False
+    assert all(text.startswith(("- ", "**")) for text in out["status"]), out["status"]
+    # the same answers as the Keras runtime in this (TensorFlow) process
+    handlers = __import__("keras_sgm.serving.app", fromlist=["Handlers"]).Handlers(engines["keras"])
+    _, _, rows, _ = handlers.classify(str(app_examples["group"]))
+    _, _, matches, _ = handlers.retrieve(str(app_examples["group"]))
+    assert [r[:2] + r[3:] for r in out["rows"]] == [r[:2] + r[3:] for r in rows]
+    np.testing.assert_allclose([r[2] for r in out["rows"]], [r[2] for r in rows], atol=2e-4)
+    assert [m[3] for m in out["matches"]] == [m[3] for m in matches]  # the same gallery rows
+
+
+def test_the_default_model_is_exported_by_a_tensorflow_process_once(app_repo, tmp_path):
+    demo_dir = tmp_path / "demo"
+    shutil.copytree(app_repo[0], demo_dir)  # a cached default model, not exported yet
+    code = (
+        "demo = app.load_demo(None, runtime='onnx')\n"
+        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules,\n"
+        "    'runtime': demo.model.runtime}))\n"
+    )
+    out = _run_without_tensorflow(code, env={"KERAS_SGM_DEMO_MODEL": str(demo_dir)})
+    assert out == {"tensorflow": False, "runtime": "onnx"}
+    assert (demo_dir / "exports" / "model.onnx").is_file()

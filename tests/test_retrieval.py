@@ -195,3 +195,23 @@ def test_approximate_index_nprobe_trades_recall_and_is_capped():
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="nprobe must be a positive integer"):
             index.nprobe = bad
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_the_numpy_search_of_a_process_without_tensorflow_equals_the_xla_one(
+    metric, exclude_self, monkeypatch
+):
+    from keras_sgm import retrieval
+
+    gallery, _ = _data(1500, 1, 8, seed=4)  # >= 4 k 32 rows: the two-stage top-k of XLA
+    gallery[100:110] = gallery[7]  # exact duplicates: ties in distance and in score
+    queries = gallery if exclude_self else np.concatenate([gallery[:40], gallery[7:8] + 1e-3])
+    xla = ExactIndex(gallery, metric=metric).search(queries, 11, exclude_self=exclude_self)
+    monkeypatch.setattr(retrieval, "_tensorflow_loaded", lambda: False)
+    index = ExactIndex(gallery, metric=metric, batch_size=16)
+    plain = index.search(queries, 11, exclude_self=exclude_self)
+    assert index._search_batch is None  # TensorFlow never ran
+    np.testing.assert_array_equal(plain[1], xla[1])
+    np.testing.assert_allclose(plain[0], xla[0], atol=1e-5)
+    assert plain[0].dtype == np.float32 and plain[1].dtype == np.int64

@@ -42,7 +42,7 @@ except ImportError as error:  # pragma: no cover - only without the extra
 import numpy as np  # noqa: E402
 
 from keras_sgm.serving import engine, faces  # noqa: E402
-from keras_sgm.serving.default_model import ensure_demo_export, ensure_demo_model  # noqa: E402
+from keras_sgm.serving.default_model import ensure_demo_exported, ensure_demo_model  # noqa: E402
 from keras_sgm.serving.examples import write_examples  # noqa: E402
 from keras_sgm.serving.runtime import RUNTIMES  # noqa: E402
 from keras_sgm.serving.space import space_model  # noqa: E402
@@ -568,10 +568,10 @@ def load_demo(model=None, progress=print, app_dir=None, runtime=None):
     model = model or os.environ.get("KERAS_SGM_MODEL")
     model = model or (space_model(app_dir) if app_dir is not None else None)
     runtime = runtime or os.environ.get("KERAS_SGM_RUNTIME") or "keras"
-    if not model:
+    if not model and runtime != "keras":
+        model = ensure_demo_exported(runtime, progress=progress)
+    elif not model:
         model = ensure_demo_model(progress=progress)
-        if runtime != "keras":
-            ensure_demo_export(model, runtime)
     return engine.ExpressionDemo.from_pretrained(model, runtime=runtime)
 
 
@@ -613,7 +613,7 @@ def main(argv=None, app_dir=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         demo = load_demo(args.model, app_dir=app_dir, runtime=args.runtime)
-    except (ValueError, OSError, ImportError) as error:
+    except (ValueError, OSError, ImportError, RuntimeError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     launch(build_app(demo), args.host, args.port, args.concurrency, args.queue_size)

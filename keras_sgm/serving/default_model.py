@@ -4,6 +4,8 @@ import dataclasses
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +72,7 @@ def ensure_demo_model(directory=None, config=None, progress=None):
 
 def ensure_demo_export(directory, runtime):
     """The default model's export for `runtime` (`"onnx"`, `"litert"`) in its cached repo
-    (`exports/model.onnx`, ...), written on first use."""
+    (`exports/model.onnx`, ...), written on first use (`keras_sgm.export` needs TensorFlow)."""
     from keras_sgm import deploy, hub
     from keras_sgm.serving.runtime import export_path
 
@@ -81,3 +83,43 @@ def ensure_demo_export(directory, runtime):
         deploy.export(hub.from_pretrained(directory), staged, format=runtime)
         os.replace(staged, path)
     return export_path(directory, runtime)
+
+
+def ensure_demo_exported(runtime, directory=None, progress=None):
+    """The default model's repo with its `runtime` export, trained and exported on first use.
+
+    Training and exporting need Keras on TensorFlow; a process that runs Keras on
+    another backend (the app serving an export runs it on NumPy, to import no
+    TensorFlow) has a TensorFlow process do both, once, and waits for it.
+
+    Returns:
+        The `Path` of the repo directory.
+    """
+    import keras
+
+    from keras_sgm import deploy, hub
+
+    directory = Path(directory) if directory is not None else default_demo_dir()
+    name = deploy.default_path(".", runtime).name
+    if (directory / hub.MARKER).is_file() and (directory / hub.EXPORTS_DIR / name).is_file():
+        return directory
+    if keras.backend.backend() == "tensorflow":
+        ensure_demo_export(ensure_demo_model(directory, progress=progress), runtime)
+        return directory
+    (progress or logger.info)(
+        f"Preparing the demo model's {runtime} export in a TensorFlow process (once)..."
+    )
+    code = (
+        "import sys\n"
+        "from keras_sgm.serving.default_model import ensure_demo_exported\n"
+        "ensure_demo_exported(sys.argv[2], sys.argv[1], progress=print)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    done = subprocess.run([sys.executable, "-c", code, str(directory), runtime], env=env)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"Preparing the demo model's {runtime} export failed (exit {done.returncode}; its "
+            "output is above). Run `python apps/app.py` once with the Keras runtime, or pass "
+            "--model."
+        )
+    return directory

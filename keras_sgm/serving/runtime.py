@@ -7,9 +7,12 @@ Gaussian head together, run by onnxruntime (or the LiteRT interpreter); Keras
 never runs the encoder. The Gaussians travel in the file's metadata, so the gallery's
 posteriors and the sub-class browser need nothing else.
 
-TensorFlow is still imported on this path: `keras_sgm` imports it for its data
-pipelines, and the Keras ops the gallery-side maths share with `SGMModel`. What
-the runtime saves is the encoder's time (`bench/app_latency.py --runtime onnx`).
+`apps/app.py --runtime onnx` runs Keras on NumPy (its launcher chooses
+`KERAS_BACKEND=numpy` before Keras is imported), and then nothing imports
+TensorFlow: not the exported graph, not the Keras ops of the gallery-side maths, and
+not `keras_sgm.retrieval.ExactIndex`, which searches in NumPy in a process without
+TensorFlow (`tests/test_app_runtime.py` checks `sys.modules`). In a process that
+runs Keras on TensorFlow, `ExportedModel` still runs the encoder with onnxruntime.
 
 Reference:
     Deep Metric Structured Learning For Facial Expression Recognition.

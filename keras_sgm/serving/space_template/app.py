@@ -7,7 +7,21 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+def _backend(argv):
+    """Keras' backend for this launch, chosen before Keras is imported: NumPy when an export
+    serves the model (`--runtime onnx` or `litert`, or $KERAS_SGM_RUNTIME), so that no
+    TensorFlow is imported; TensorFlow otherwise."""
+    runtime = os.environ.get("KERAS_SGM_RUNTIME", "keras")
+    for i, arg in enumerate(argv):
+        if arg == "--runtime" and i + 1 < len(argv):
+            runtime = argv[i + 1]
+        elif arg.startswith("--runtime="):
+            runtime = arg.split("=", 1)[1]
+    return "numpy" if runtime in ("onnx", "litert") else "tensorflow"
+
+
+os.environ.setdefault("KERAS_BACKEND", _backend(sys.argv[1:]))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from keras_sgm.serving.app import main  # noqa: E402
