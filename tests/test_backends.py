@@ -87,6 +87,9 @@ OTHER_SIDE = textwrap.dedent(
     for part, call in {
         "strategy": lambda: make_strategy("mirrored"),
         "sampler": lambda: keras_sgm.data.ClassBalancedSampler(images, labels, 5, 3).dataset(),
+        "export": lambda: keras_sgm.export(
+            keras.saving.load_model(model_path), "never_written.onnx", format="onnx"
+        ),
     }.items():
         try:
             dataset = call()
@@ -218,6 +221,11 @@ def test_tensorflow_only_parts_name_the_backend_and_the_part(other):
         "strategy 'mirrored' (tf.distribute) needs KERAS_BACKEND=tensorflow"
     )
     assert f"runs Keras on {backend!r}" in refusals["strategy"]
+    assert refusals["export"].startswith("keras_sgm.export (onnx) needs KERAS_BACKEND=tensorflow")
+    assert (
+        f"runs Keras on {backend!r}" in refusals["export"]
+        and "--model model.keras" in refusals["export"]
+    )
     # the class-balanced tf.data pipeline feeds this backend's fit (TensorFlow as its input
     # pipeline only), whose losses are finite
     assert "sampler" not in refusals
