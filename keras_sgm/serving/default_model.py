@@ -76,7 +76,7 @@ def ensure_demo_export(directory, runtime):
     from keras_sgm import deploy, hub
     from keras_sgm.serving.runtime import export_path
 
-    path = Path(directory) / hub.EXPORTS_DIR / deploy.default_path(".", runtime).name
+    path = export_path(directory, runtime, must_exist=False)
     if not path.is_file():
         path.parent.mkdir(exist_ok=True)
         staged = path.with_name(f".{os.getpid()}{path.suffix}")  # another process may race
@@ -97,11 +97,12 @@ def ensure_demo_exported(runtime, directory=None, progress=None):
     """
     import keras
 
-    from keras_sgm import deploy, hub
+    from keras_sgm import hub
+    from keras_sgm.serving.runtime import export_path
 
     directory = Path(directory) if directory is not None else default_demo_dir()
-    name = deploy.default_path(".", runtime).name
-    if (directory / hub.MARKER).is_file() and (directory / hub.EXPORTS_DIR / name).is_file():
+    exported = export_path(directory, runtime, must_exist=False).is_file()
+    if (directory / hub.MARKER).is_file() and exported:
         return directory
     if keras.backend.backend() == "tensorflow":
         ensure_demo_export(ensure_demo_model(directory, progress=progress), runtime)

@@ -28,9 +28,6 @@ from keras_sgm import deploy
 RUNTIMES = ("keras", "onnx", "litert")
 """What the app can run a model with: the `.keras` model, or one of its exports."""
 
-EXPORT_FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
-"""The export each runtime serves, in a repo's `exports/` folder."""
-
 
 class ExportedModel:
     """An exported keras_sgm model served like an `SGMModel` (the parts the app uses).
@@ -116,23 +113,29 @@ class ExportedModel:
         return self._head.known_score_from_embeddings(embeddings)
 
 
-def export_path(repo_dir, runtime):
-    """The export a repo folder holds for `runtime` (`exports/model.onnx`, ...).
+def export_path(repo_dir, runtime, must_exist=True):
+    """The export a repo folder holds for `runtime` (`exports/model.onnx`, ...): the file
+    `push_to_hub.py --export` writes for the format of the same name.
+
+    Args:
+        repo_dir: the repo folder.
+        runtime: `"onnx"` or `"litert"`.
+        must_exist: bool, default True; refuse a repo without that export.
 
     Raises:
         ValueError: an unknown runtime, or a repo without that export (says how to add it).
     """
-    if runtime not in EXPORT_FILES:
+    if runtime not in RUNTIMES or runtime == "keras":
         raise ValueError(f"Unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}.")
     from keras_sgm.hub import EXPORTS_DIR
 
-    path = Path(repo_dir) / EXPORTS_DIR / EXPORT_FILES[runtime]
-    if not path.is_file():
-        format = "onnx" if runtime == "onnx" else "litert"
+    folder = Path(repo_dir) / EXPORTS_DIR
+    path = deploy.default_path(folder, runtime)
+    if must_exist and not path.is_file():
         raise ValueError(
-            f"{repo_dir} holds no {EXPORTS_DIR}/{EXPORT_FILES[runtime]} to serve with "
-            f"--runtime {runtime}: publish it with scripts/push_to_hub.py --export {format}, "
-            f"or write it with scripts/export.py {repo_dir} --format {format} "
-            f"--output {Path(repo_dir) / EXPORTS_DIR}."
+            f"{repo_dir} holds no {EXPORTS_DIR}/{path.name} to serve with "
+            f"--runtime {runtime}: publish it with scripts/push_to_hub.py --export {runtime}, "
+            f"or write it with scripts/export.py {repo_dir} --format {runtime} "
+            f"--output {folder}."
         )
     return path
