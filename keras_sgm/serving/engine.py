@@ -290,28 +290,33 @@ class ExpressionDemo:
         return self.class_names[int(class_id)]
 
     # -------------------------------------------------------------- inference
-    def embed(self, crops):
-        """Embeddings `[n, dim]` of model inputs `[n, size, size, channels]` (thread-safe)."""
+    def _forward(self, crops):
+        """The model's outputs for inputs `[n, size, size, channels]`, one locked run (the
+        LiteRT interpreter and Keras' predict are not thread-safe): `{"embedding": ...}`,
+        with the posteriors and known scores too when an export computed them."""
         crops = np.asarray(crops, np.float32).reshape(-1, self.size, self.size, self.channels)
         with self._lock:
-            embeddings = np.asarray(self.model.predict_on_batch(crops), np.float32)
-        if not np.all(np.isfinite(embeddings)):
+            if hasattr(self.model, "infer"):  # an ExportedModel: its whole graph at once
+                outputs = self.model.infer(crops)
+            else:
+                outputs = {"embedding": np.asarray(self.model.predict_on_batch(crops), np.float32)}
+        if not np.all(np.isfinite(outputs["embedding"])):
             raise ValueError("The model gave non-finite embeddings for this input.")
-        return embeddings
+        return outputs
+
+    def embed(self, crops):
+        """Embeddings `[n, dim]` of model inputs `[n, size, size, channels]` (thread-safe)."""
+        return self._forward(crops)["embedding"]
 
     def _infer(self, crops):
         """Embeddings, class posteriors and known scores of model inputs: one run of an
         exported graph (`ExportedModel.infer`), or the Keras encoder then the Gaussians."""
-        if not hasattr(self.model, "infer"):
-            embeddings = self.embed(crops)
-            posterior = self.model.posterior_from_embeddings(embeddings)
-            return embeddings, posterior, self.model.known_score_from_embeddings(embeddings)
-        crops = np.asarray(crops, np.float32).reshape(-1, self.size, self.size, self.channels)
-        with self._lock:  # the LiteRT interpreter is not thread-safe
-            outputs = self.model.infer(crops)
-        if not np.all(np.isfinite(outputs["embedding"])):
-            raise ValueError("The model gave non-finite embeddings for this input.")
-        return outputs["embedding"], outputs["posteriors"], outputs["known_score"]
+        outputs = self._forward(crops)
+        embeddings = outputs["embedding"]
+        if "posteriors" in outputs:
+            return embeddings, outputs["posteriors"], outputs["known_score"]
+        posterior = self.model.posterior_from_embeddings(embeddings)
+        return embeddings, posterior, self.model.known_score_from_embeddings(embeddings)
 
     def _search(self, embeddings, k):
         with self._lock:
