@@ -329,6 +329,11 @@ def read_metadata(path):
         raise ValueError(
             f"{path} is not an export: a SavedModel folder, a .onnx or a .tflite file."
         )
+    return _record(text, path)
+
+
+def _record(text, path):
+    """The metadata record from its JSON text (None: the artefact at `path` has none)."""
     if text is None:
         raise ValueError(f"{path} holds no {METADATA_KEY} metadata: it was not written by export.")
     return json.loads(text)
@@ -405,7 +410,10 @@ class Exported:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.metadata = read_metadata(self.path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"No exported model at {self.path}.")
+        if self.path.suffix != ".onnx":
+            self.metadata = read_metadata(self.path)
         if self.path.is_dir():
             self.format = "saved_model"
             import tensorflow as tf
@@ -430,6 +438,9 @@ class Exported:
                 str(self.path), options, providers=["CPUExecutionProvider"]
             )
             self._names = [o.name for o in self._session.get_outputs()]
+            # the record from the session's own parse of the file (not a second one by onnx)
+            meta = self._session.get_modelmeta().custom_metadata_map
+            self.metadata = _record(meta.get(METADATA_KEY), self.path)
         else:
             self.format = "litert"
             try:

@@ -163,6 +163,17 @@ class TestBadInput:
         with pytest.raises(ValueError, match="is not an export"):
             deploy.read_metadata(tmp_path / "x.txt")
 
+    def test_running_an_onnx_file_export_did_not_write(self, exported, tmp_path):
+        import onnx
+
+        proto = onnx.load(str(exported["onnx"]))
+        del proto.metadata_props[:]
+        onnx.save(proto, str(tmp_path / "plain.onnx"))
+        with pytest.raises(ValueError, match="plain.onnx holds no keras_sgm metadata"):
+            deploy.Exported(tmp_path / "plain.onnx")
+        with pytest.raises(FileNotFoundError, match="No exported model at"):
+            deploy.Exported(tmp_path / "missing.onnx")
+
     def test_a_batch_of_the_wrong_shape_names_both(self, exported):
         with pytest.raises(ValueError, match=r"takes a batch of shape \[None, 16, 16, 1\]"):
             deploy.Exported(exported["litert"])(np.zeros((2, 8, 8, 1), "float32"))
