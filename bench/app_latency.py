@@ -33,6 +33,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def timed(call, times):
+    """The seconds of each of `times` calls of `call()`, one after another."""
+    seconds = []
+    for _ in range(times):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def percentiles(seconds):
     import numpy as np
 
@@ -110,11 +120,7 @@ def main():
             return len(results)
 
         assert request() == 3  # warm-up: traces the model and the index
-        seconds = []
-        for _ in range(args.requests):
-            start = time.perf_counter()
-            request()
-            seconds.append(time.perf_counter() - start)
+        seconds = timed(request, args.requests)
         print(
             f"gallery {args.gallery} faces, backbone {args.arch}, runtime {args.runtime}, "
             f"{args.requests} requests, a 600x220 photo with 3 faces; Keras on "
@@ -128,12 +134,7 @@ def main():
             ("face detection (OpenCV)", lambda: engine.faces_of(photo)),
             (f"model ({args.runtime}), 3 crops", lambda: engine._infer(crops)),
         ]:
-            stage_seconds = []
-            for _ in range(args.requests):
-                start = time.perf_counter()
-                call()
-                stage_seconds.append(time.perf_counter() - start)
-            print(f"  of which {stage:24s} {percentiles(stage_seconds)}")
+            print(f"  of which {stage:24s} {percentiles(timed(call, args.requests))}")
         if args.http:
             http_latency(repo, photo_path, face_path, args.requests, args.runtime)
         if args.concurrent:
@@ -153,30 +154,20 @@ def http_latency(repo, photo_path, face_path, requests, runtime="keras"):
         def one_face():
             client.predict(handle_file(face_path), None, whole, api_name="/classify")
 
-        one_face()
-        seconds = []
-        for _ in range(requests):
-            start = time.perf_counter()
-            one_face()
-            seconds.append(time.perf_counter() - start)
-        print(f"HTTP /classify, one face     {percentiles(seconds)}   (target p95 <= 300 ms)")
-        seconds = []
-        for _ in range(requests):
-            start = time.perf_counter()
+        def three_faces():
             client.predict(handle_file(photo_path), None, detect, api_name="/classify")
-            seconds.append(time.perf_counter() - start)
-        print(f"HTTP /classify, 3-face photo {percentiles(seconds)}")
+
+        one_face()
+        seconds = timed(one_face, requests)
+        print(f"HTTP /classify, one face     {percentiles(seconds)}   (target p95 <= 300 ms)")
+        print(f"HTTP /classify, 3-face photo {percentiles(timed(three_faces, requests))}")
 
         def request():
             client.predict(handle_file(photo_path), None, detect, api_name="/classify")
             client.predict(handle_file(photo_path), None, detect, 8, 1, api_name="/retrieve")
 
         request()
-        seconds = []
-        for _ in range(requests):
-            start = time.perf_counter()
-            request()
-            seconds.append(time.perf_counter() - start)
+        seconds = timed(request, requests)
     print(f"HTTP /classify + /retrieve   {percentiles(seconds)}")
 
 
