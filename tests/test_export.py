@@ -208,3 +208,17 @@ def test_scripts_export_refuses_what_is_not_a_model(tmp_path):
     assert result.returncode == 2
     assert "error:" in result.stderr and "missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_gaussian_head_is_predict_proba_and_survives_its_config(model):
+    embeddings = model.predict(_images(6, seed=9), verbose=0)
+    membership = (model.gaussian_classes[:, None] == model.classes_[None, :]).astype("float32")
+    head = deploy.GaussianHead(model.gaussian_means, membership, model.posterior_sigma)
+    posteriors, known = (np.asarray(t) for t in head(embeddings))
+    np.testing.assert_allclose(posteriors, model.posterior_from_embeddings(embeddings), atol=1e-6)
+    np.testing.assert_allclose(known, model.known_score_from_embeddings(embeddings), rtol=1e-5)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(head))
+    assert isinstance(clone, deploy.GaussianHead) and clone.sigma == head.sigma
+    np.testing.assert_allclose(np.asarray(clone(embeddings)[0]), posteriors, atol=1e-7)
+    with pytest.raises(ValueError, match=r"means \[G, dim\] and membership \[G, classes\]"):
+        deploy.GaussianHead(model.gaussian_means, membership[:2], 1.0)
