@@ -9,6 +9,7 @@ import pytest
 from keras_sgm import deploy, hub, serving
 from keras_sgm.data import synthetic_faces
 from keras_sgm.serving import faces, runtime
+from keras_sgm.serving.handlers import Handlers
 from tests.app_support import app_module
 
 pytest.importorskip("onnxruntime")
@@ -141,7 +142,7 @@ def _run_without_tensorflow(code, env=None):
         f"spec = importlib.util.spec_from_file_location('launcher', {launcher!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))  # sets the backend\n"
         "import keras\n"
-        "from keras_sgm.serving import app\n"
+        "from keras_sgm.serving import app, handlers\n"
     )
     env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "KERAS_BACKEND"}
     done = subprocess.run(
@@ -154,13 +155,13 @@ def _run_without_tensorflow(code, env=None):
 def test_the_app_serving_an_export_imports_no_tensorflow(exported_repo, app_examples, engines):
     code = (
         f"demo = app.load_demo({str(exported_repo)!r}, runtime='onnx')\n"
-        "handlers = app.Handlers(demo)\n"
+        "answer = handlers.Handlers(demo)\n"
         "app.build_app(demo)\n"
-        f"boxed, label, rows, status = handlers.classify({str(app_examples['group'])!r})\n"
-        f"_, items, matches, found = handlers.retrieve({str(app_examples['group'])!r})\n"
-        "grid, figure, browsed = handlers.browse('neutral', 2)\n"
+        f"boxed, label, rows, status = answer.classify({str(app_examples['group'])!r})\n"
+        f"_, items, matches, found = answer.retrieve({str(app_examples['group'])!r})\n"
+        "grid, figure, browsed = answer.browse('neutral', 2)\n"
         f"album = [{', '.join(repr(str(p)) for p in app_examples['album'][:6])}]\n"
-        "_, summary = handlers.summarize(album, 3, app.WHOLE)\n"
+        "_, summary = answer.summarize(album, 3, handlers.WHOLE)\n"
         "print(json.dumps({'backend': keras.backend.backend(),\n"
         "    'tensorflow': 'tensorflow' in sys.modules, 'rows': rows, 'matches': matches,\n"
         "    'status': [status, found, browsed, summary]}))\n"
@@ -169,7 +170,7 @@ def test_the_app_serving_an_export_imports_no_tensorflow(exported_repo, app_exam
     assert out["backend"] == "numpy" and out["tensorflow"] is False
     assert all(text.startswith(("- ", "**")) for text in out["status"]), out["status"]
     # the same answers as the Keras runtime in this (TensorFlow) process
-    handlers = __import__("keras_sgm.serving.app", fromlist=["Handlers"]).Handlers(engines["keras"])
+    handlers = Handlers(engines["keras"])
     _, _, rows, _ = handlers.classify(str(app_examples["group"]))
     _, _, matches, _ = handlers.retrieve(str(app_examples["group"]))
     assert [r[:2] + r[3:] for r in out["rows"]] == [r[:2] + r[3:] for r in rows]

@@ -7,8 +7,10 @@ browser and Gradio's upload size limit.
 """
 
 import concurrent.futures
+import importlib
 import io
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from keras_sgm.data.expressions import FERPLUS_CLASSES  # noqa: E402
 from keras_sgm.serving import faces  # noqa: E402
-from keras_sgm.serving.app import BOX_COLOURS  # noqa: E402
+from keras_sgm.serving.drawing import BOX_COLOURS  # noqa: E402
 from tests.app_support import running_app  # noqa: E402
 
 DETECT, WHOLE = "Detect faces (OpenCV)", "The photo is one face crop"
@@ -380,6 +382,14 @@ def test_a_synthetic_model_says_so_at_the_top(app_repo):
     assert first.elem_id == "synthetic-warning"  # the first thing on the page
     demo.trained_on = "ferplus"
     assert app.synthetic_banner(demo) == ""
+
+
+def test_without_gradio_the_app_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` fails as if uninstalled
+    for name in ("keras_sgm.serving.app", "keras_sgm.serving.response_files"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(ImportError, match=r"needs Gradio: pip install 'keras-sgm\[app\]'"):
+        importlib.import_module("keras_sgm.serving.app")
 
 
 def test_no_upload_and_webcam_photo(client, face_paths, still_serving):

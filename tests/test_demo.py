@@ -269,10 +269,9 @@ def test_a_blank_a_tiny_or_a_noise_crop_is_no_clear_expression(engine, test_face
 
 
 def test_the_app_says_no_clear_expression(engine):
-    from tests.app_support import app_module
+    from keras_sgm.serving.handlers import WHOLE, Handlers
 
-    handlers = app_module().Handlers(engine)
     dot = np.full((1, 1), 255, "uint8")
-    _, _, rows, status = handlers.classify(dot, None, app_module().WHOLE)
+    _, _, rows, status = Handlers(engine).classify(dot, None, WHOLE)
     assert rows[0][1] == "no clear expression" and rows[0][3] == "rejected"
     assert "**no clear expression**" in status and "none of the expressions" in status

@@ -15,42 +15,31 @@ $KERAS_SGM_DEMO_MODEL (default ~/.cache/keras_sgm/demo_synthetic_faces).
 --runtime onnx (or litert; $KERAS_SGM_RUNTIME) serves the repo's exported model
 (scripts/push_to_hub.py --export onnx) with onnxruntime instead of Keras.
 
-All logic lives in keras_sgm.serving (engine, faces, examples, default_model); this
-module lays out the page, one function per tab, and `apps/app.py` launches it.
+This module lays out the page (`build_app`, one function per tab) and serves it
+(`main`); the answers come from keras_sgm.serving's `handlers` over its `engine`.
 """
 
 import argparse
-import contextlib
 import logging
 import os
-import shutil
 import sys
 import tempfile
-import threading
-import time
-import uuid
 from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_sgm.serving import faces
+from keras_sgm.serving.default_model import ensure_demo_exported, ensure_demo_model
+from keras_sgm.serving.engine import ExpressionDemo
+from keras_sgm.serving.examples import write_examples
+from keras_sgm.serving.handlers import CLASSIFY_HEADERS, DETECT, WHOLE, Handlers
+from keras_sgm.serving.response_files import Gallery, Image, import_gradio
+from keras_sgm.serving.runtime import RUNTIMES
+from keras_sgm.serving.space import space_model
+
+gr = import_gradio()
+# Gradio reads it when a page is made and when it is launched: no usage statistics are sent.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-try:
-    import gradio as gr
-except ImportError as error:  # pragma: no cover - only without the extra
-    raise SystemExit("The app needs Gradio: pip install 'keras-sgm[app]'.") from error
-import numpy as np  # noqa: E402
-
-from keras_sgm.serving import engine, faces  # noqa: E402
-from keras_sgm.serving.default_model import ensure_demo_exported, ensure_demo_model  # noqa: E402
-from keras_sgm.serving.examples import write_examples  # noqa: E402
-from keras_sgm.serving.runtime import RUNTIMES  # noqa: E402
-from keras_sgm.serving.space import space_model  # noqa: E402
-
 logger = logging.getLogger("keras_sgm.app")
-
-DETECT, WHOLE = "Detect faces (OpenCV)", "The photo is one face crop"
-MAX_DISPLAY_SIDE = 1024
 
 ABOUT = """
 **How it works.** The model maps a face to a 64-d embedding trained with the *Structured Gaussian
@@ -63,152 +52,9 @@ Expression Recognition*; code: keras_sgm.
 """
 
 
-class _OwnFiles:
-    """A Gradio output whose files belong to one response alone.
-
-    Gradio names the file of an output image by its content and rewrites it in
-    place, so identical answers to concurrent requests share one file that can be
-    served half-written (a "peer closed connection" under load). This mixin gives
-    every response a folder of its own inside Gradio's upload folder, where Gradio
-    serves files as they are; folders older than `MAX_AGE_S` are removed.
-
-    The component's `GRADIO_CACHE` (where Gradio writes its files) reads, in the
-    thread running `postprocess`, that response's folder, and everywhere else the
-    shared upload folder.
-    """
-
-    MAX_AGE_S = 3600
-    PRUNE_EVERY_S = 60  # not on every response: the folder holds up to an hour's answers
-    _local = threading.local()
-    _pruned_at = 0.0
-
-    @property
-    def GRADIO_CACHE(self):  # noqa: N802 - Gradio's attribute name
-        own = getattr(_OwnFiles._local, "folders", {}).get(id(self))
-        return own or self.__dict__.get("_shared_cache")
-
-    @GRADIO_CACHE.setter
-    def GRADIO_CACHE(self, value):  # noqa: N802
-        self._shared_cache = value
-
-    def postprocess(self, value):
-        root = Path(self._shared_cache) / "keras_sgm_responses"
-        self._prune(root)
-        folders = _OwnFiles._local.__dict__.setdefault("folders", {})
-        folders[id(self)] = str(root / uuid.uuid4().hex)
-        try:
-            return super().postprocess(value)
-        finally:
-            del folders[id(self)]
-
-    @classmethod
-    def _prune(cls, root):
-        now = time.time()
-        if now - _OwnFiles._pruned_at < cls.PRUNE_EVERY_S or not root.is_dir():
-            return
-        _OwnFiles._pruned_at = now
-        old = now - cls.MAX_AGE_S
-        for folder in root.iterdir():
-            try:
-                if folder.stat().st_mtime < old:
-                    shutil.rmtree(folder, ignore_errors=True)
-            except OSError:  # removed meanwhile
-                pass
-
-
-@contextlib.contextmanager
-def _no_stub_files():
-    """Define Gradio component subclasses without the `.pyi` stub Gradio writes beside them.
-
-    Gradio's component metaclass writes type stubs next to the defining module, a
-    help for authors of custom components; here it would litter apps/ (or fail in a
-    read-only install).
-    """
-    from gradio import component_meta
-
-    write = getattr(component_meta, "create_or_modify_pyi", None)
-    if write is not None:
-        component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        if write is not None:
-            component_meta.create_or_modify_pyi = write
-
-
-with _no_stub_files():
-
-    class Image(_OwnFiles, gr.Image):
-        """`gr.Image` with files of its own per response."""
-
-    class Gallery(_OwnFiles, gr.Gallery):
-        """`gr.Gallery` with files of its own per response."""
-
-
-def _message(lines):
-    lines = [line for line in lines if line]
-    return "\n".join(f"- {line}" for line in lines)
-
-
-def _warning(text):
-    return f"⚠️ {text}"
-
-
-def _rgb(thumbnail):
-    return thumbnail if thumbnail.shape[-1] == 3 else np.repeat(thumbnail, 3, axis=-1)
-
-
-BOX_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189))
-"""The colour of face i's box and caption (cycling): distinct, and readable under white text."""
-
-
-def _display(photo, results):
-    """The photo (at most MAX_DISPLAY_SIDE a side) with each face's box and caption drawn in:
-    one image, what the page shows (no mask per face to write and send)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    image = Image.fromarray(photo.pixels).convert("RGB")
-    scale = min(1.0, MAX_DISPLAY_SIDE / max(image.size))
-    if scale < 1.0:
-        size = (round(image.width * scale), round(image.height * scale))
-        image = image.resize(size, Image.Resampling.BOX)
-    if not results:
-        return np.asarray(image)
-    draw = ImageDraw.Draw(image)
-    line = max(2, round(max(image.size) / 300))
-    font = ImageFont.load_default(size=max(11, round(max(image.size) / 45)))
-    for i, result in enumerate(results):
-        x, y, w, h = (round(v * scale) for v in result.face.box)
-        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
-        draw.rectangle((x, y, x + w - 1, y + h - 1), outline=colour, width=line)
-        text = _caption(i + 1, result)
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        tw, th = right - left + 2 * line, bottom - top + 2 * line
-        ty = y - th if y - th >= 0 else min(y + h, image.height - th)  # above, else below
-        tx = min(max(0, x), max(0, image.width - tw))
-        draw.rectangle((tx, ty, tx + tw, ty + th), fill=colour)
-        draw.text((tx + line - left, ty + line - top), text, fill=(255, 255, 255), font=font)
-    return np.asarray(image)
-
-
-def _caption(number, result):
-    """`"1: happiness 0.93"`, `" (uncertain)"` below the demo's level, or
-    `"1: no clear expression"` for a face the model rejects."""
-    if result.rejected:
-        return f"{number}: {result.answer}"
-    text = f"{number}: {result.label} {result.posterior[result.label]:.2f}"
-    return text + (" (uncertain)" if result.uncertain else "")
-
-
-def _confidence(result):
-    if result.rejected:
-        return "rejected"
-    return "uncertain" if result.uncertain else "clear"
-
-
-def synthetic_banner(demo):
-    """The warning shown first when the model was trained on the synthetic faces."""
-    if not demo.synthetic:
+def synthetic_banner(engine):
+    """The warning shown first when the model was trained on the synthetic faces, else `""`."""
+    if not engine.synthetic:
         return ""
     return (
         "> ⚠️ **This model was trained on synthetic faces**: procedurally drawn cartoons, not "
@@ -216,145 +62,6 @@ def synthetic_banner(demo):
         "nothing**, and its test-split figures are on the synthetic faces. Serve a model "
         "trained on real expressions with `--model` for real use."
     )
-
-
-def _read(upload, webcam):
-    """The `Photo` of an upload (file path) or webcam frame; `PhotoError` if unusable."""
-    if upload:
-        return faces.read_photo(upload)
-    if webcam is not None:
-        return faces.read_photo(webcam, name="webcam photo")
-    raise faces.PhotoError("Upload a photo or take one with the webcam first.")
-
-
-def _no_face(photo, mode):
-    if mode == WHOLE:
-        return f"No face in {photo.name}."
-    return (
-        f"No face found in {photo.name} (OpenCV's frontal-face detector). If the photo is "
-        f"already a cropped face, choose '{WHOLE}'."
-    )
-
-
-class Handlers:
-    """The app's callbacks over an `ExpressionDemo`: each turns bad input into a message."""
-
-    def __init__(self, demo):
-        self.demo = demo
-
-    def _faces(self, upload, webcam, mode):
-        photo = _read(upload, webcam)
-        results = self.demo.classify(photo, whole=mode == WHOLE)
-        return photo, results
-
-    def classify(self, upload, webcam=None, mode=DETECT):
-        try:
-            photo, results = self._faces(upload, webcam, mode)
-        except (faces.PhotoError, ValueError) as error:
-            return None, None, [], _warning(error)
-        if not results:
-            return _display(photo, []), None, [], _warning(_no_face(photo, mode))
-        rows = []
-        for i, r in enumerate(results):
-            votes = ", ".join(f"{name} {n}" for name, n in r.knn_votes.items())
-            rows.append(
-                [
-                    i + 1,
-                    r.answer,
-                    round(r.posterior[r.label], 4),
-                    _confidence(r),
-                    r.knn_label or "-",
-                    votes or "-",
-                ]
-            )
-        first = results[0]
-        if first.rejected:
-            lines = [
-                f"{len(results)} face(s) in {photo.name}. Face 1: **{first.answer}**: it looks "
-                "like none of the expressions the model knows (its Gaussian score "
-                f"{first.known_score:.3g} is below {self.demo.reject_below:.3g})."
-            ]
-        else:
-            lines = [
-                f"{len(results)} face(s) in {photo.name}. Face 1: **{first.label}** by Bayes' rule"
-                + (
-                    f", **{first.knn_label}** by its {self.demo.knn_k} nearest neighbours."
-                    if first.knn_label
-                    else "."
-                )
-            ]
-        rejected = [str(i + 1) for i, r in enumerate(results) if r.rejected and i]
-        if rejected:  # face 1's answer is the first line already
-            lines.append(f"No clear expression: face(s) {', '.join(rejected)}.")
-        unsure = [str(i + 1) for i, r in enumerate(results) if r.uncertain and not r.rejected]
-        if unsure:
-            lines.append(
-                f"Uncertain: face(s) {', '.join(unsure)}, whose posterior is below "
-                f"{self.demo.uncertain_below:.2f} (the level "
-                f"{self.demo.UNCERTAIN_SHARE:.0%} of the gallery's right answers reach)."
-            )
-        return _display(photo, results), first.posterior, rows, _message([*lines, *photo.notes])
-
-    def retrieve(self, upload, webcam=None, mode=DETECT, k=8, which=1):
-        try:
-            photo, results = self._faces(upload, webcam, mode)
-            if not results:
-                raise faces.PhotoError(_no_face(photo, mode))
-            which = int(which)
-            if not 1 <= which <= len(results):
-                raise faces.PhotoError(
-                    f"{photo.name} holds {len(results)} face(s); choose a face from 1 to "
-                    f"{len(results)}."
-                )
-            query = results[which - 1]
-            matches = self.demo.retrieve(query.embedding, int(k))
-        except (faces.PhotoError, ValueError) as error:
-            return None, [], [], _warning(error)
-        items = [
-            (_rgb(m.thumbnail), f"{m.label} · d = {m.distance:.3f}")
-            for m in matches
-            if m.thumbnail is not None
-        ]
-        rows = [[i + 1, m.label, round(m.distance, 4), m.index] for i, m in enumerate(matches)]
-        lines = [f"The {len(matches)} gallery faces nearest to face {which} ({query.answer})."]
-        if not self.demo.has_thumbnails:
-            lines.append("This model's gallery has no thumbnails: only labels are shown.")
-        return _rgb(query.face.thumbnail), items, rows, _message([*lines, *photo.notes])
-
-    def browse(self, class_name, n_groups):
-        try:
-            path, kind, groups = self.demo.group_figure(class_name, int(n_groups))
-            embedding_map = self.demo.embedding_map()
-        except ValueError as error:
-            return None, None, _warning(error)
-        sizes = ", ".join(str(g.size) for g in groups)
-        text = (
-            f"**{class_name}**: {len(groups)} {kind} of the gallery (sizes {sizes}); each row is "
-            "a group's Top-16, its medoid (outlined) first. "
-            + (
-                "The model's own DGMS sub-class Gaussians define them."
-                if kind.startswith("DGMS")
-                else "This model has one Gaussian per class, so EM finds the groups "
-                "(the number of groups applies)."
-            )
-        )
-        return str(path), str(embedding_map), text
-
-    def summarize(self, uploads, k, mode):
-        uploads = uploads or []
-        try:
-            summary = self.demo.summarize(uploads, int(k), whole=mode == WHOLE)
-        except (faces.PhotoError, ValueError) as error:
-            return [], _warning(error)
-        items = [
-            (_rgb(r.face.thumbnail), f"{source} · {r.answer}")
-            for r, source in zip(summary.faces, summary.sources)
-        ]
-        head = (
-            f"{len(summary.faces)} faces chosen from {summary.total_faces} in "
-            f"{len(uploads)} photo(s): the medoids of EM groups, largest group first."
-        )
-        return items, _message([head, *summary.messages])
 
 
 def _examples(items, inputs, label, elem_id):
@@ -384,36 +91,45 @@ def _photo_inputs(label):
     return upload, webcam, mode
 
 
-def build_app(demo, examples_dir=None):
-    """The Gradio Blocks page over an `ExpressionDemo`: a header, then one tab per task."""
-    handlers = Handlers(demo)
-    examples = _example_photos(demo, examples_dir)
+def build_app(engine, examples_dir=None):
+    """The Gradio Blocks page over an `ExpressionDemo`: a header, then one tab per task.
+
+    Args:
+        engine: the `keras_sgm.serving.engine.ExpressionDemo` that answers.
+        examples_dir: optional folder for the example photos (default: a new
+            temporary folder).
+
+    Returns:
+        The `gr.Blocks`; `launch` serves it.
+    """
+    handlers = Handlers(engine)
+    examples = _example_photos(engine, examples_dir)
     with gr.Blocks(title="keras_sgm: facial expressions") as app:
-        _header(demo)
+        _header(engine)
         with gr.Tab("Classify"):
-            _classify_tab(demo, handlers, examples)
+            _classify_tab(engine, handlers, examples)
         with gr.Tab("Retrieve"):
             _retrieve_tab(handlers, examples)
         with gr.Tab("Browse clusters"):
-            _browse_tab(demo, handlers)
+            _browse_tab(engine, handlers)
         with gr.Tab("Summarize album"):
             _album_tab(handlers, examples)
     return app
 
 
-def _example_photos(demo, examples_dir):
+def _example_photos(engine, examples_dir):
     """The example photos (`write_examples`), or None when the detector finds no example face."""
     examples_dir = Path(examples_dir or tempfile.mkdtemp(prefix="keras_sgm_examples_"))
     try:
-        return write_examples(examples_dir, demo.detector)
+        return write_examples(examples_dir, engine.detector)
     except ValueError as error:  # the cascade found no synthetic face: no group example
         logger.warning("examples: %s", error)
         return None
 
 
-def _header(demo):
+def _header(engine):
     """The warning about synthetic training data (if any), the title line and the method."""
-    metrics = demo.metrics or {}
+    metrics = engine.metrics or {}
     figures = [
         f"{k} {metrics[v]:.3f}"
         for k, v in (
@@ -423,21 +139,21 @@ def _header(demo):
         )
         if v in metrics
     ]
-    trained_on = f" ({demo.trained_on})" if demo.trained_on else ""
-    banner = synthetic_banner(demo)
+    trained_on = f" ({engine.trained_on})" if engine.trained_on else ""
+    banner = synthetic_banner(engine)
     if banner:
         gr.Markdown(banner, elem_id="synthetic-warning")
     gr.Markdown(
         f"# Facial expressions with deep metric structured learning\n"
-        f"Model: `{demo.title}` ({len(demo.class_names)} classes"
+        f"Model: `{engine.title}` ({len(engine.class_names)} classes"
         + (f"; test split{trained_on}: {', '.join(figures)}" if figures else "")
-        + f"; gallery: {len(demo.index) if demo.index is not None else 0} faces)."
+        + f"; gallery: {len(engine.index) if engine.index is not None else 0} faces)."
     )
     with gr.Accordion("About the method", open=False):
         gr.Markdown(ABOUT)
 
 
-def _classify_tab(demo, handlers, examples):
+def _classify_tab(engine, handlers, examples):
     with gr.Row():
         with gr.Column():
             upload, webcam, mode = _photo_inputs("Photo")
@@ -447,17 +163,10 @@ def _classify_tab(demo, handlers, examples):
             boxed = Image(label="Faces found", type="numpy", format="png", interactive=False)
             posterior = gr.Label(
                 label="Face 1: posterior by Bayes' rule, every class",
-                num_top_classes=len(demo.class_names),
+                num_top_classes=len(engine.class_names),
             )
             table = gr.Dataframe(
-                headers=[
-                    "face",
-                    "Bayes class",
-                    "probability",
-                    "confidence",
-                    "kNN vote",
-                    "votes (K)",
-                ],
+                headers=CLASSIFY_HEADERS,
                 label="Every face",
                 interactive=False,
             )
@@ -507,9 +216,9 @@ def _retrieve_tab(handlers, examples):
         )
 
 
-def _browse_tab(demo, handlers):
+def _browse_tab(engine, handlers):
     with gr.Row():
-        name = gr.Dropdown(demo.class_names, value=demo.class_names[0], label="Class")
+        name = gr.Dropdown(engine.class_names, value=engine.class_names[0], label="Class")
         groups = gr.Slider(2, 8, value=4, step=1, label="EM groups (without DGMS)")
         button = gr.Button("Show", variant="primary")
     status = gr.Markdown(label="Status", elem_id="browse-status")
@@ -562,9 +271,18 @@ def _album_tab(handlers, examples):
 
 
 def load_demo(model=None, progress=print, app_dir=None, runtime=None):
-    """The `ExpressionDemo` for `--model`, else $KERAS_SGM_MODEL, else the first of the
-    `models:` of the README.md in `app_dir` (a Space's folder), else the default model;
-    run by `runtime` (`--runtime`, else $KERAS_SGM_RUNTIME, else `"keras"`)."""
+    """The engine the app serves: `ExpressionDemo.from_pretrained` of the model repo chosen.
+
+    Args:
+        model: optional str, a keras_sgm repo (`--model`: Hub id or directory); else
+            $KERAS_SGM_MODEL, else the first of `models:` in `app_dir/README.md` (a
+            Space's front matter), else the default model (trained and cached on
+            first use, `keras_sgm.serving.default_model`).
+        progress: callable taking a message, for the default model's first use.
+        app_dir: optional folder of the launcher.
+        runtime: optional str (`--runtime`): `"keras"`, `"onnx"` or `"litert"`; else
+            $KERAS_SGM_RUNTIME, else `"keras"`.
+    """
     model = model or os.environ.get("KERAS_SGM_MODEL")
     model = model or (space_model(app_dir) if app_dir is not None else None)
     runtime = runtime or os.environ.get("KERAS_SGM_RUNTIME") or "keras"
@@ -572,7 +290,7 @@ def load_demo(model=None, progress=print, app_dir=None, runtime=None):
         model = ensure_demo_exported(runtime, progress=progress)
     elif not model:
         model = ensure_demo_model(progress=progress)
-    return engine.ExpressionDemo.from_pretrained(model, runtime=runtime)
+    return ExpressionDemo.from_pretrained(model, runtime=runtime)
 
 
 def build_parser():
@@ -596,7 +314,12 @@ def build_parser():
 
 
 def launch(app, host="127.0.0.1", port=7860, concurrency=4, queue_size=64, **kwargs):
-    """Start the server with the queue and upload limits the app relies on."""
+    """Serve `app` with the queue and upload limits the app relies on.
+
+    `concurrency` requests run at once and `queue_size` wait at most; an upload
+    larger than `faces.MAX_BYTES` is refused by the server itself. `kwargs` go to
+    `gr.Blocks.launch`.
+    """
     app.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return app.launch(
         server_name=host,
@@ -612,11 +335,11 @@ def main(argv=None, app_dir=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        demo = load_demo(args.model, app_dir=app_dir, runtime=args.runtime)
+        engine = load_demo(args.model, app_dir=app_dir, runtime=args.runtime)
     except (ValueError, OSError, ImportError, RuntimeError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    launch(build_app(demo), args.host, args.port, args.concurrency, args.queue_size)
+    launch(build_app(engine), args.host, args.port, args.concurrency, args.queue_size)
     return 0
 
 
