@@ -8,7 +8,7 @@ Run on demand (not part of the tests); prints the latencies measured in one run:
 
 The model is an untrained `--arch` SGMModel with 8 Gaussians (latency does not
 depend on training); the gallery holds `--gallery` embeddings with 48x48
-thumbnails. One request = `ExpressionDemo.classify` on the three-face example
+thumbnails. One request = `ExpressionEngine.classify` on the three-face example
 photo (face detection, crops, embedding, Bayes posteriors, kNN with K = 11) then
 `retrieve` of the 8 gallery faces nearest to face 1. With `--http` the same two
 calls also go through a running app on localhost (`/classify` and `/retrieve`
@@ -97,7 +97,7 @@ def main():
     import keras
     import numpy as np
 
-    from keras_sgm.serving import ExpressionDemo, faces
+    from keras_sgm.serving import ExpressionEngine, faces
     from keras_sgm.serving.examples import write_examples
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +109,7 @@ def main():
             child += ["--gallery", str(args.gallery), "--arch", args.arch]
             env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
             subprocess.run(child, env=env, check=True, stderr=subprocess.DEVNULL)
-        engine = ExpressionDemo.from_pretrained(repo, runtime=args.runtime)
+        engine = ExpressionEngine.from_pretrained(repo, runtime=args.runtime)
         examples = write_examples(Path(tmp) / "examples", engine.detector)
         photo_path = examples["group"]
         face_path = examples["faces"][0]

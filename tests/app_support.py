@@ -62,8 +62,8 @@ def free_port():
 def running_app(repo_dir, concurrency=4, queue_size=64, runtime=None):
     """Serve the app over `repo_dir` (run by `runtime`) on a free localhost port; yields its URL."""
     app_lib = app_module()
-    demo = app_lib.load_demo(str(repo_dir), runtime=runtime)
-    blocks = app_lib.build_app(demo)
+    engine = app_lib.load_engine(str(repo_dir), runtime=runtime)
+    blocks = app_lib.build_app(engine)
     port = free_port()
     app_lib.launch(
         blocks, "127.0.0.1", port, concurrency, queue_size, prevent_thread_lock=True, quiet=True

@@ -30,7 +30,7 @@ def exported_repo(app_repo, tmp_path_factory):
 @pytest.fixture(scope="module")
 def engines(exported_repo):
     return {
-        name: serving.ExpressionDemo.from_pretrained(exported_repo, runtime=name)
+        name: serving.ExpressionEngine.from_pretrained(exported_repo, runtime=name)
         for name in runtime.RUNTIMES
     }
 
@@ -97,11 +97,11 @@ def test_the_exported_gaussians_browse_the_same_groups(engines):
 class TestBadInput:
     def test_a_repo_without_the_export_says_how_to_add_it(self, app_repo):
         with pytest.raises(ValueError, match=r"holds no exports/model.onnx .*--export onnx"):
-            serving.ExpressionDemo.from_pretrained(app_repo[0], runtime="onnx")
+            serving.ExpressionEngine.from_pretrained(app_repo[0], runtime="onnx")
 
     def test_an_unknown_runtime(self, app_repo):
         with pytest.raises(ValueError, match=r"Unknown runtime 'tensorrt'; choose one of"):
-            serving.ExpressionDemo.from_pretrained(app_repo[0], runtime="tensorrt")
+            serving.ExpressionEngine.from_pretrained(app_repo[0], runtime="tensorrt")
 
     def test_a_saved_model_is_for_tf_serving(self, tmp_path, exported_repo):
         path = deploy.export(hub.from_pretrained(exported_repo), tmp_path / "sm")
@@ -117,12 +117,12 @@ class TestBadInput:
 def test_the_default_model_is_exported_once_for_its_runtime(app_repo, tmp_path, monkeypatch):
     from keras_sgm.serving import default_model
 
-    repo = tmp_path / "demo"
-    shutil.copytree(app_repo[0], repo)
-    path = default_model.ensure_demo_export(repo, "onnx")
-    assert path == repo / "exports" / "model.onnx" and path.is_file()
+    repo = tmp_path / "default"
+    shutil.copytree(app_repo[0], repo)  # a cached default model, not exported yet
+    assert default_model.ensure_default_model(repo, runtime="onnx") == repo
+    assert (repo / "exports" / "model.onnx").is_file()
     monkeypatch.setattr(deploy, "export", lambda *a, **k: pytest.fail("exported twice"))
-    assert default_model.ensure_demo_export(repo, "onnx") == path
+    assert default_model.ensure_default_model(repo, runtime="onnx") == repo
     assert hub.load_pretrained(repo).model is not None  # the repo still loads
 
 
@@ -154,9 +154,9 @@ def _run_without_tensorflow(code, env=None):
 
 def test_the_app_serving_an_export_imports_no_tensorflow(exported_repo, app_examples, engines):
     code = (
-        f"demo = app.load_demo({str(exported_repo)!r}, runtime='onnx')\n"
-        "answer = handlers.Handlers(demo)\n"
-        "app.build_app(demo)\n"
+        f"engine = app.load_engine({str(exported_repo)!r}, runtime='onnx')\n"
+        "answer = handlers.Handlers(engine)\n"
+        "app.build_app(engine)\n"
         f"boxed, label, rows, status = answer.classify({str(app_examples['group'])!r})\n"
         f"_, items, matches, found = answer.retrieve({str(app_examples['group'])!r})\n"
         "grid, figure, browsed = answer.browse('neutral', 2)\n"
@@ -179,13 +179,13 @@ def test_the_app_serving_an_export_imports_no_tensorflow(exported_repo, app_exam
 
 
 def test_the_default_model_is_exported_by_a_tensorflow_process_once(app_repo, tmp_path):
-    demo_dir = tmp_path / "demo"
-    shutil.copytree(app_repo[0], demo_dir)  # a cached default model, not exported yet
+    default_dir = tmp_path / "default"
+    shutil.copytree(app_repo[0], default_dir)  # a cached default model, not exported yet
     code = (
-        "demo = app.load_demo(None, runtime='onnx')\n"
+        "engine = app.load_engine(None, runtime='onnx')\n"
         "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules,\n"
-        "    'runtime': demo.model.runtime}))\n"
+        "    'runtime': engine.model.runtime}))\n"
     )
-    out = _run_without_tensorflow(code, env={"KERAS_SGM_DEMO_MODEL": str(demo_dir)})
+    out = _run_without_tensorflow(code, env={"KERAS_SGM_DEMO_MODEL": str(default_dir)})
     assert out == {"tensorflow": False, "runtime": "onnx"}
-    assert (demo_dir / "exports" / "model.onnx").is_file()
+    assert (default_dir / "exports" / "model.onnx").is_file()

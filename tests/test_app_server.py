@@ -374,14 +374,14 @@ def test_a_synthetic_model_says_so_at_the_top(app_repo):
     from tests.app_support import app_module
 
     app = app_module()
-    demo = app.load_demo(str(app_repo[0]))
-    banner = app.synthetic_banner(demo)
+    engine = app.load_engine(str(app_repo[0]))
+    banner = app.synthetic_banner(engine)
     assert "trained on synthetic faces" in banner and "mean nothing" in banner
-    blocks = app.build_app(demo)
+    blocks = app.build_app(engine)
     first = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None))
     assert first.elem_id == "synthetic-warning"  # the first thing on the page
-    demo.trained_on = "ferplus"
-    assert app.synthetic_banner(demo) == ""
+    engine.trained_on = "ferplus"
+    assert app.synthetic_banner(engine) == ""
 
 
 def test_without_gradio_the_app_names_the_extra_to_install(monkeypatch):

@@ -1,24 +1,34 @@
 """Serving: the app's engine, photos and faces, the default model, example photos, the Gradio
 page and the Hugging Face Space around it.
 
-- `engine`: `ExpressionDemo`, which answers every tab with NumPy arrays and plain values
+- `engine`: `ExpressionEngine`, which answers every tab with NumPy arrays and plain values
   (no Gradio), `FaceResult`, `Match`, `AlbumSummary`;
 - `faces`: reading photos safely and finding faces (OpenCV's Haar cascade);
+- `runtime`: `ExportedModel`, an ONNX or LiteRT export served in place of the Keras model;
 - `default_model`: the model served when none is named (trained once, cached);
 - `examples`: example photos drawn from the synthetic faces;
-- `app`: the Gradio page (`build_app`, one function per tab; needs `keras-sgm[app]`);
-- `space`: a Space folder (`write_space`, `push_space`), from `space_template/`.
+- `handlers`: what each button of the page answers, over an engine (no Gradio);
+- `drawing`: the classify answer's image, the photo with each face boxed and captioned;
+- `app`: the Gradio page (`build_app`, one function per tab) and `main`; with
+  `response_files`, Gradio's image outputs with files of their own per response (both need
+  `keras-sgm[app]`);
+- `space`: a Space folder (`write_space`, `push_space`), from `space_template/`, whose
+  `app.py` is also the launcher `apps/app.py` runs.
 """
 
-from keras_sgm.serving.default_model import DEMO_MODEL_ENV, default_demo_dir, ensure_demo_model
-from keras_sgm.serving.engine import AlbumSummary, ExpressionDemo, FaceResult, Match
+from keras_sgm.serving.default_model import (
+    DEFAULT_MODEL_ENV,
+    default_model_dir,
+    ensure_default_model,
+)
+from keras_sgm.serving.engine import AlbumSummary, ExpressionEngine, FaceResult, Match
 
 __all__ = [
-    "DEMO_MODEL_ENV",
+    "DEFAULT_MODEL_ENV",
     "AlbumSummary",
-    "ExpressionDemo",
+    "ExpressionEngine",
     "FaceResult",
     "Match",
-    "default_demo_dir",
-    "ensure_demo_model",
+    "default_model_dir",
+    "ensure_default_model",
 ]

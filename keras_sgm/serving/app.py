@@ -27,8 +27,8 @@ import tempfile
 from pathlib import Path
 
 from keras_sgm.serving import faces
-from keras_sgm.serving.default_model import ensure_demo_exported, ensure_demo_model
-from keras_sgm.serving.engine import ExpressionDemo
+from keras_sgm.serving.default_model import ensure_default_model
+from keras_sgm.serving.engine import ExpressionEngine
 from keras_sgm.serving.examples import write_examples
 from keras_sgm.serving.handlers import CLASSIFY_HEADERS, DETECT, WHOLE, Handlers
 from keras_sgm.serving.response_files import Gallery, Image, import_gradio
@@ -92,10 +92,10 @@ def _photo_inputs(label):
 
 
 def build_app(engine, examples_dir=None):
-    """The Gradio Blocks page over an `ExpressionDemo`: a header, then one tab per task.
+    """The Gradio Blocks page over an `ExpressionEngine`: a header, then one tab per task.
 
     Args:
-        engine: the `keras_sgm.serving.engine.ExpressionDemo` that answers.
+        engine: the `keras_sgm.serving.engine.ExpressionEngine` that answers.
         examples_dir: optional folder for the example photos (default: a new
             temporary folder).
 
@@ -270,8 +270,8 @@ def _album_tab(handlers, examples):
         use.click(lambda: (album, 8, WHOLE), None, [files, k, mode], api_name=False)
 
 
-def load_demo(model=None, progress=print, app_dir=None, runtime=None):
-    """The engine the app serves: `ExpressionDemo.from_pretrained` of the model repo chosen.
+def load_engine(model=None, progress=print, app_dir=None, runtime=None):
+    """The engine the app serves: `ExpressionEngine.from_pretrained` of the model repo chosen.
 
     Args:
         model: optional str, a keras_sgm repo (`--model`: Hub id or directory); else
@@ -286,11 +286,8 @@ def load_demo(model=None, progress=print, app_dir=None, runtime=None):
     model = model or os.environ.get("KERAS_SGM_MODEL")
     model = model or (space_model(app_dir) if app_dir is not None else None)
     runtime = runtime or os.environ.get("KERAS_SGM_RUNTIME") or "keras"
-    if not model and runtime != "keras":
-        model = ensure_demo_exported(runtime, progress=progress)
-    elif not model:
-        model = ensure_demo_model(progress=progress)
-    return ExpressionDemo.from_pretrained(model, runtime=runtime)
+    model = model or ensure_default_model(progress=progress, runtime=runtime)
+    return ExpressionEngine.from_pretrained(model, runtime=runtime)
 
 
 def build_parser():
@@ -335,7 +332,7 @@ def main(argv=None, app_dir=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        engine = load_demo(args.model, app_dir=app_dir, runtime=args.runtime)
+        engine = load_engine(args.model, app_dir=app_dir, runtime=args.runtime)
     except (ValueError, OSError, ImportError, RuntimeError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The engine behind the Gradio app: classify faces, retrieve, browse groups, summarize albums.
 
-`ExpressionDemo` holds a trained `SGMModel`, its retrieval gallery (embeddings,
+`ExpressionEngine` holds a trained `SGMModel` (or its ONNX or LiteRT export,
+`keras_sgm.serving.runtime.ExportedModel`), its retrieval gallery (embeddings,
 labels and thumbnails from a keras_sgm Hub repo) and an exact index over it,
 and answers what the app's tabs ask, with NumPy arrays and plain Python
 values, so it can be tested and served without Gradio:
@@ -8,16 +9,16 @@ values, so it can be tested and served without Gradio:
 - `classify(photo)`: every face of a photo with its class posteriors by Bayes'
   rule over the model's Gaussians and the vote of its K = 11 nearest gallery
   neighbours (paper section 4.2.2);
-- `retrieve(face, k)`: the k most similar gallery images;
+- `retrieve(embedding, k)`: the k most similar gallery images;
 - `class_groups(name)`: a class's DGMS sub-classes (when the model has
   sub-class Gaussians) or EM groups, each with its medoid and Top-16 (paper
   Fig. 8), and `embedding_map()`: a t-SNE map of the gallery (Fig. 2);
 - `summarize(photos, k)`: the k faces that represent an album best (the
   medoids of k EM groups, section 4.2.3).
 
-Model calls are serialized by a lock, so one `ExpressionDemo` serves Gradio's
-worker threads safely. `keras_sgm.serving.default_model.ensure_demo_model`
-trains (once) and caches the default model on the synthetic faces.
+Model calls are serialized by a lock (the LiteRT interpreter and Keras'
+`predict_on_batch` are not thread-safe), so one engine serves Gradio's worker
+threads.
 
 Reference:
     Deep Metric Structured Learning For Facial Expression Recognition.
@@ -53,11 +54,11 @@ class FaceResult:
         knn_votes: `{class name: votes}` among the `k` nearest gallery
             images, most votes first (empty without a gallery).
         knn_label: the kNN decision (ties go to the nearer class), or None.
-        uncertain: whether the Bayes answer's posterior is below the demo's
+        uncertain: whether the Bayes answer's posterior is below the engine's
             `uncertain_below` level.
         known_score: the model's `known_score` of the face (its largest
             Gaussian log-likelihood), or None.
-        rejected: whether that score is below the demo's `reject_below`: the
+        rejected: whether that score is below the engine's `reject_below`: the
             face looks like none of the known expressions.
     """
 
@@ -111,7 +112,7 @@ class AlbumSummary:
     messages: list
 
 
-class ExpressionDemo:
+class ExpressionEngine:
     """A served `SGMModel`: face detection, Bayes and kNN classification, retrieval and groups.
 
     Args:
@@ -147,9 +148,9 @@ class ExpressionDemo:
         >>> x = np.random.default_rng(0).uniform(size=(6, 8, 8, 1)).astype("float32")
         >>> model = keras_sgm.SGMModel(encoder, class_names=["neutral", "happiness"])
         >>> model = model.fit_gaussians(x, [0, 1, 0, 1, 0, 1])
-        >>> demo = ExpressionDemo(model, detector=False)
+        >>> engine = ExpressionEngine(model, detector=False)
         >>> photo = keras_sgm.serving.faces.read_photo(np.zeros((8, 8), "uint8"), name="crop.png")
-        >>> [sorted(r.posterior) for r in demo.classify(photo, whole=True)]
+        >>> [sorted(r.posterior) for r in engine.classify(photo, whole=True)]
         [['happiness', 'neutral']]
     """
 
@@ -166,72 +167,52 @@ class ExpressionDemo:
         uncertain_below=None,
         reject_below=None,
     ):
-        from keras_sgm.model import SGMModel
-        from keras_sgm.serving.runtime import ExportedModel
-
-        if not isinstance(model, (SGMModel, ExportedModel)):
-            raise ValueError(
-                "model must be a keras_sgm.SGMModel (or an exported one, "
-                f"keras_sgm.serving.runtime.ExportedModel); received {type(model)}."
-            )
-        if len(model.gaussian_ids) == 0:
-            raise ValueError(
-                "The model has no Gaussians: call model.fit_gaussians(x_train, y_train) first."
-            )
-        shape = model.input_shape if isinstance(model, ExportedModel) else model.encoder.input_shape
-        if len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3):
-            raise ValueError(
-                f"The app serves square gray or RGB image models; this one takes {shape}."
-            )
         self.model = model
-        self.size, self.channels = int(shape[1]), int(shape[3])
-        known = [int(max(model.classes_))]
-        if gallery is not None and len(gallery.labels):
-            known.append(int(gallery.labels.max()))  # a gallery class without a Gaussian
-        n_classes = max(known) + 1
-        names = list(model.class_names or [])
-        self.class_names = names + [f"class {c}" for c in range(len(names), n_classes)]
+        self.size, self.channels = _input_size(model)
+        self.class_names = _class_names(model, gallery)
         self.detector = faces_lib.FaceDetector() if detector is None else detector
         self.knn_k = int(knn_k)
         self.margin = float(margin)
         self.title = title or model.name
         self.metrics = metrics
+        self.trained_on = (config or {}).get("dataset")
         self.gallery = gallery
-        self.index = None
+        self.index = None if gallery is None else self._index(gallery)
         self._lock = threading.Lock()
         self._map = None
         self._figures = Path(tempfile.mkdtemp(prefix="keras_sgm_app_"))
-        if gallery is not None:
-            from keras_sgm.retrieval import ExactIndex
-
-            dim = model.embedding_dim
-            if gallery.embeddings.shape[1] != dim:
-                raise ValueError(
-                    f"The gallery holds {gallery.embeddings.shape[1]}-d embeddings; the model "
-                    f"embeds in {dim}."
-                )
-            self.index = ExactIndex(gallery.embeddings, gallery.labels)
-            self.knn_k = min(self.knn_k, len(self.index))
-        self.trained_on = (config or {}).get("dataset")
-        if uncertain_below is None:
-            uncertain_below = self._uncertainty_level()
-        elif not 0.0 < float(uncertain_below) < 1.0:
-            raise ValueError(f"uncertain_below must be in (0, 1); received {uncertain_below}.")
-        self.uncertain_below = float(uncertain_below)
-        if reject_below is None:
-            reject_below = model.reject_below
-        if reject_below is None and gallery is not None and len(gallery.labels):
-            scores = model.known_score_from_embeddings(gallery.embeddings)
-            reject_below = float(np.quantile(scores, 1.0 - self.UNCERTAIN_SHARE))
-        self.reject_below = None if reject_below is None else float(reject_below)
+        self.uncertain_below = self._uncertainty_level(uncertain_below)
+        self.reject_below = self._rejection_level(reject_below)
 
     UNCERTAIN_SHARE = 0.95
-    """The share of the gallery's right Bayes answers the default `uncertain_below` keeps."""
+    """The share of the gallery's right Bayes answers the default `uncertain_below` keeps, and
+    of the gallery's known scores the default `reject_below` keeps."""
 
-    def _uncertainty_level(self):
-        """The posterior that `UNCERTAIN_SHARE` of the gallery's right Bayes answers reach
-        (else 0.5)."""
-        if self.gallery is None or not len(self.gallery.labels):
+    def _index(self, gallery):
+        """An exact index over the gallery's embeddings (K lowered to its size)."""
+        from keras_sgm.retrieval import ExactIndex
+
+        dim = self.model.embedding_dim
+        if gallery.embeddings.shape[1] != dim:
+            raise ValueError(
+                f"The gallery holds {gallery.embeddings.shape[1]}-d embeddings; the model "
+                f"embeds in {dim}."
+            )
+        index = ExactIndex(gallery.embeddings, gallery.labels)
+        self.knn_k = min(self.knn_k, len(index))
+        return index
+
+    def _has_gallery(self):
+        return self.gallery is not None and len(self.gallery.labels) > 0
+
+    def _uncertainty_level(self, given):
+        """`given`, checked; else the posterior that `UNCERTAIN_SHARE` of the gallery's right
+        Bayes answers reach (0.5 without a gallery)."""
+        if given is not None:
+            if not 0.0 < float(given) < 1.0:
+                raise ValueError(f"uncertain_below must be in (0, 1); received {given}.")
+            return float(given)
+        if not self._has_gallery():
             return 0.5
         posterior = self.model.posterior_from_embeddings(self.gallery.embeddings)
         answers = self.model.classes_[np.argmax(posterior, axis=1)]
@@ -240,6 +221,15 @@ class ExpressionDemo:
             return 0.5
         level = np.quantile(right, 1.0 - self.UNCERTAIN_SHARE)
         return float(np.clip(level, 1e-6, 1.0 - 1e-6))
+
+    def _rejection_level(self, given):
+        """`given`; else the model's own `reject_below`; else the known score that
+        `UNCERTAIN_SHARE` of the gallery reaches; else None (no face rejected)."""
+        level = self.model.reject_below if given is None else given
+        if level is None and self._has_gallery():
+            scores = self.model.known_score_from_embeddings(self.gallery.embeddings)
+            level = np.quantile(scores, 1.0 - self.UNCERTAIN_SHARE)
+        return None if level is None else float(level)
 
     @property
     def synthetic(self):
@@ -250,14 +240,14 @@ class ExpressionDemo:
     # ---------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, repo_id_or_dir, runtime="keras", **kwargs):
-        """An `ExpressionDemo` over a keras_sgm repo (a local directory or a Hub repo id).
+        """An `ExpressionEngine` over a keras_sgm repo (a local directory or a Hub repo id).
 
         Args:
             repo_id_or_dir: the repo.
             runtime: `"keras"` (default) runs the repo's `.keras` model; `"onnx"`
                 (`"litert"`) its `exports/model.onnx` (`exports/model.tflite`),
                 written by `scripts/push_to_hub.py --export onnx` (`litert`).
-            **kwargs: as for `ExpressionDemo`.
+            **kwargs: as for `ExpressionEngine`.
         """
         from keras_sgm import hub
         from keras_sgm.serving import runtime as runtimes
@@ -533,3 +523,34 @@ def _reindex(group, rows):
         medoid=int(rows[group.medoid]),
         top_k=rows[group.top_k],
     )
+
+
+def _input_size(model):
+    """`(size, channels)` of the square gray or RGB images `model` embeds, after checking it
+    is an `SGMModel` (or its export) with Gaussians."""
+    from keras_sgm.model import SGMModel
+    from keras_sgm.serving.runtime import ExportedModel
+
+    if not isinstance(model, (SGMModel, ExportedModel)):
+        raise ValueError(
+            "model must be a keras_sgm.SGMModel (or an exported one, "
+            f"keras_sgm.serving.runtime.ExportedModel); received {type(model)}."
+        )
+    if len(model.gaussian_ids) == 0:
+        raise ValueError(
+            "The model has no Gaussians: call model.fit_gaussians(x_train, y_train) first."
+        )
+    shape = model.input_shape if isinstance(model, ExportedModel) else model.encoder.input_shape
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3):
+        raise ValueError(f"The app serves square gray or RGB image models; this one takes {shape}.")
+    return int(shape[1]), int(shape[3])
+
+
+def _class_names(model, gallery):
+    """The model's class names, extended with `"class c"` for every class id without a name
+    (a gallery class without a Gaussian included)."""
+    known = [int(max(model.classes_))]
+    if gallery is not None and len(gallery.labels):
+        known.append(int(gallery.labels.max()))
+    names = list(model.class_names or [])
+    return names + [f"class {c}" for c in range(len(names), max(known) + 1)]

@@ -1,4 +1,4 @@
-"""keras_sgm.demo: the app's engine on a small model trained on the synthetic faces."""
+"""keras_sgm.serving.engine: the app's engine on a small model trained on the synthetic faces."""
 
 import dataclasses
 
@@ -16,7 +16,7 @@ from tests import testing
 
 @pytest.fixture(scope="module")
 def engine(app_repo):
-    return serving.ExpressionDemo.from_pretrained(app_repo[0])
+    return serving.ExpressionEngine.from_pretrained(app_repo[0])
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ def test_dgms_subclasses_are_the_models_own(app_repo):
             ids.append(c)
             classes.append(c)
     model.set_gaussians(np.stack(means), ids, classes)
-    engine = serving.ExpressionDemo(model, hub.load_pretrained(repo).gallery, detector=False)
+    engine = serving.ExpressionEngine(model, hub.load_pretrained(repo).gallery, detector=False)
     assert engine.has_subclasses
     groups, kind = engine.class_groups("happiness", n_groups=7)  # n_groups is unused
     assert kind == "DGMS sub-classes" and len(groups) == 2
@@ -173,44 +173,46 @@ def test_refuses_models_it_cannot_serve():
     encoder = testing.encoder()
     model = keras_sgm.SGMModel(encoder)
     with pytest.raises(ValueError, match="no Gaussians"):
-        serving.ExpressionDemo(model, detector=False)
+        serving.ExpressionEngine(model, detector=False)
     x, y = testing.toy_data(classes=(0, 1))
     model.fit_gaussians(x, y)
     with pytest.raises(ValueError, match=r"square gray or RGB image models; this one takes"):
-        serving.ExpressionDemo(model, detector=False)
+        serving.ExpressionEngine(model, detector=False)
     with pytest.raises(ValueError, match="must be a keras_sgm.SGMModel"):
-        serving.ExpressionDemo(keras.Sequential([keras.Input((2,))]), detector=False)
+        serving.ExpressionEngine(keras.Sequential([keras.Input((2,))]), detector=False)
 
 
 def test_gallery_must_match_the_embedding(app_repo):
     model = hub.from_pretrained(app_repo[0])
     gallery = hub.Gallery(np.zeros((3, 5), "float32"), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="5-d embeddings; the model embeds in 16"):
-        serving.ExpressionDemo(model, gallery, detector=False)
-    bare = serving.ExpressionDemo(model, detector=False)
+        serving.ExpressionEngine(model, gallery, detector=False)
+    bare = serving.ExpressionEngine(model, detector=False)
     with pytest.raises(ValueError, match="no gallery"):
         bare.retrieve(np.zeros(16), 3)
     (result,) = bare.classify(faces.read_photo(np.zeros((48, 48), np.uint8)), whole=True)
     assert result.knn_votes == {} and result.knn_label is None
     # A gallery class the model has no Gaussian for is still named, not an IndexError.
     extra = hub.Gallery(np.zeros((2, 16), "float32"), np.array([0, 9]))
-    engine = serving.ExpressionDemo(model, extra, detector=False)
+    engine = serving.ExpressionEngine(model, extra, detector=False)
     assert engine.class_names[8:] == ["class 8", "class 9"]
     assert [m.label for m in engine.retrieve(np.zeros(16), 2)] == ["neutral", "class 9"]
 
 
-def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
+def test_the_default_model_is_trained_once_and_cached(tmp_path, monkeypatch):
     from keras_sgm import runs
 
     messages = []
     config = dataclasses.replace(
         runs.TrainConfig(), epochs=1, max_train_samples=64, samples_per_class=4
     )
-    directory = serving.ensure_demo_model(
-        tmp_path / "demo", config=config, progress=messages.append
+    directory = serving.ensure_default_model(
+        tmp_path / "default", config=config, progress=messages.append
     )
     assert (directory / hub.MARKER).is_file()
-    assert messages[0].startswith("Training the demo model (fmpnet, 1 epochs on synthetic_faces)")
+    assert messages[0].startswith(
+        "Training the default model (fmpnet, 1 epochs on synthetic_faces)"
+    )
     repo = hub.load_pretrained(directory)
     assert repo.gallery.thumbnails is not None and len(repo.gallery.labels) == 64
     assert repo.config["epochs"] == 1 and "output" not in repo.config
@@ -220,9 +222,9 @@ def test_demo_model_is_trained_once_and_cached(tmp_path, monkeypatch):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(runs, "train", fail)
-    assert serving.ensure_demo_model(directory) == directory
-    monkeypatch.setenv(serving.DEMO_MODEL_ENV, str(directory))
-    assert serving.default_demo_dir() == directory
+    assert serving.ensure_default_model(directory) == directory
+    monkeypatch.setenv(serving.DEFAULT_MODEL_ENV, str(directory))
+    assert serving.default_model_dir() == directory
 
 
 def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
@@ -237,14 +239,14 @@ def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
     results = engine.classify(faces.read_photo(crop, name="crop.png"), whole=True)
     assert results[0].uncertain == (max(results[0].posterior.values()) < engine.uncertain_below)
     # a level given by hand is used as is, and checked
-    strict = serving.ExpressionDemo(
+    strict = serving.ExpressionEngine(
         engine.model, engine.gallery, detector=False, uncertain_below=0.99
     )
     assert strict.uncertain_below == 0.99 and not strict.synthetic
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="uncertain_below must be in"):
-            serving.ExpressionDemo(engine.model, detector=False, uncertain_below=bad)
-    assert serving.ExpressionDemo(engine.model, detector=False).uncertain_below == 0.5
+            serving.ExpressionEngine(engine.model, detector=False, uncertain_below=bad)
+    assert serving.ExpressionEngine(engine.model, detector=False).uncertain_below == 0.5
 
 
 def test_a_blank_a_tiny_or_a_noise_crop_is_no_clear_expression(engine, test_faces):
@@ -261,7 +263,7 @@ def test_a_blank_a_tiny_or_a_noise_crop_is_no_clear_expression(engine, test_face
     images, _ = test_faces
     kept = [not engine.classify(_crop(im), whole=True)[0].rejected for im in images]
     assert np.mean(kept) >= 0.75  # faces like the gallery's are answered
-    lenient = serving.ExpressionDemo(
+    lenient = serving.ExpressionEngine(
         engine.model, engine.gallery, detector=False, reject_below=-1e9
     )
     (result,) = lenient.classify(faces.read_photo(np.zeros((48, 48), "uint8")), whole=True)
