@@ -22,15 +22,17 @@ export are written by a TensorFlow child process); the script says whether it di
 
 import argparse
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "keras_sgm/serving/space_template/app.py"
+"""The app's launcher: it chooses Keras' backend for a runtime (`choose_backend`)."""
 
 
 def timed(call, times):
@@ -87,8 +89,9 @@ def main():
     )
     parser.add_argument("--write-repo", metavar="DIR", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
-    # the backend apps/app.py chooses: NumPy when an export serves the model
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow" if args.runtime == "keras" else "numpy")
+    # the backend the app's launcher chooses (NumPy when an export serves the model), before
+    # anything imports Keras
+    runpy.run_path(str(LAUNCHER))["choose_backend"](["--runtime", args.runtime])
     exports = [] if args.runtime == "keras" else [args.runtime]
     if args.write_repo:
         make_repo(Path(args.write_repo), args.gallery, args.arch, exports)

@@ -127,8 +127,9 @@ def test_the_default_model_is_exported_once_for_its_runtime(app_repo, tmp_path, 
 
 
 def _run_without_tensorflow(code, env=None):
-    """Run `code` as apps/app.py would start it with `--runtime onnx` (KERAS_BACKEND unset, the
-    launcher chooses), in a fresh process; its last line of output, as JSON."""
+    """Run `code` in a fresh process after `python apps/app.py --runtime onnx --help` (with
+    KERAS_BACKEND unset: the launcher chooses it, then imports the app); its last line of
+    output, as JSON."""
     import json
     import os
     import subprocess
@@ -137,10 +138,12 @@ def _run_without_tensorflow(code, env=None):
 
     launcher = str(Path(__file__).resolve().parents[1] / "apps" / "app.py")
     prelude = (
-        "import importlib.util, json, sys\n"
-        "sys.argv = ['app.py', '--runtime', 'onnx']\n"
-        f"spec = importlib.util.spec_from_file_location('launcher', {launcher!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))  # sets the backend\n"
+        "import json, runpy, sys\n"
+        "sys.argv = ['app.py', '--runtime', 'onnx', '--help']\n"
+        "try:\n"
+        f"    runpy.run_path({launcher!r}, run_name='__main__')\n"
+        "except SystemExit as done:  # --help: the flags printed, exit 0\n"
+        "    assert done.code == 0, done.code\n"
         "import keras\n"
         "from keras_sgm.serving import app, handlers\n"
     )
@@ -149,6 +152,7 @@ def _run_without_tensorflow(code, env=None):
         [sys.executable, "-c", prelude + code], capture_output=True, text=True, env=env, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "--runtime {keras,onnx,litert}" in done.stdout  # the app's own --help
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

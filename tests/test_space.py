@@ -1,6 +1,9 @@
-"""keras_sgm.space and scripts/make_space.py: the app as a Hugging Face Space, offline."""
+"""keras_sgm.serving.space and scripts/make_space.py: the app as a Hugging Face Space, offline;
+the Space's launcher, which a clone's apps/app.py runs too."""
 
 import importlib.util
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +31,28 @@ def test_the_space_template_is_a_gradio_space():
     assert (space.TEMPLATE_DIR / card["app_file"]).is_file()
     assert card["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
     assert card["models"] == [] and space.space_model(space.TEMPLATE_DIR) is None
-    assert space.space_model(ROOT / "apps") is None  # a clone's launcher serves the default
+
+
+def test_one_launcher_chooses_the_backend_for_the_space_and_the_clone(monkeypatch):
+    launcher = runpy.run_path(str(space.TEMPLATE_DIR / "app.py"))  # imports no keras_sgm
+    # a clone's apps/app.py runs the Space's launcher, whose README names no model: the default
+    clone = runpy.run_path(str(ROOT / "apps" / "app.py"))  # defines LAUNCHER, launches nothing
+    assert clone["LAUNCHER"] == space.TEMPLATE_DIR / "app.py"
+    runtime_of, choose_backend = launcher["runtime_of"], launcher["choose_backend"]
+    monkeypatch.delenv("KERAS_SGM_RUNTIME", raising=False)
+    assert runtime_of([]) == "keras"
+    assert runtime_of(["--model", "org/fer", "--runtime", "onnx"]) == "onnx"
+    assert runtime_of(["--runtime=litert", "--port", "7861"]) == "litert"
+    monkeypatch.setenv("KERAS_SGM_RUNTIME", "onnx")
+    assert runtime_of([]) == "onnx" and runtime_of(["--runtime", "keras"]) == "keras"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # restored after the test, like the rest
+    for argv, backend in [([], "numpy"), (["--runtime", "keras"], "tensorflow")]:
+        monkeypatch.delenv("KERAS_BACKEND", raising=False)
+        choose_backend(argv)
+        assert os.environ["KERAS_BACKEND"] == backend
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    choose_backend(["--runtime", "onnx"])  # a backend set by hand is kept
+    assert os.environ["KERAS_BACKEND"] == "jax" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
 
 
 def test_space_requirements_cover_the_package_dependencies():
