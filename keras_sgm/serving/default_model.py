@@ -20,7 +20,8 @@ from pathlib import Path
 logger = logging.getLogger("keras_sgm.serving")
 
 DEFAULT_MODEL_ENV = "KERAS_SGM_DEMO_MODEL"
-"""The environment variable naming the directory of the cached default model."""
+"""The environment variable naming the directory of the cached default model (its name, like
+the cache folder's, is what users set and what caches on disk hold)."""
 
 
 def default_model_dir():

@@ -277,6 +277,7 @@ class ExpressionEngine:
         return len(self.model.gaussian_ids) > len(self.model.classes_)
 
     def name_of(self, class_id):
+        """The name of a class id: `class_names[class_id]`."""
         return self.class_names[int(class_id)]
 
     # -------------------------------------------------------------- inference
@@ -312,40 +313,47 @@ class ExpressionEngine:
         with self._lock:
             return self.index.search(embeddings, k)
 
+    def _knn(self, embeddings):
+        """`(votes, decisions)` over each embedding's `knn_k` nearest gallery images:
+        `{class name: votes}`, most votes first, and the kNN decision (ties go to the nearer
+        class); `{}` and None without a gallery."""
+        if self.index is None:
+            return [{} for _ in embeddings], [None] * len(embeddings)
+        from keras_sgm.evaluation import knn_vote
+
+        distances, rows = self._search(embeddings, self.knn_k)
+        labels = self.index.labels[rows]
+        decisions = [self.name_of(c) for c in knn_vote(labels, distances)]
+        votes = []
+        for row in labels:
+            ids, counts = np.unique(row, return_counts=True)
+            order = np.argsort(-counts, kind="stable")
+            votes.append({self.name_of(ids[j]): int(counts[j]) for j in order})
+        return votes, decisions
+
     def _results(self, found):
+        """The `FaceResult` of each `Face` in `found`: one model run and one search for all."""
         if not found:
             return []
         embeddings, posterior, known = self._infer(np.stack([f.crop for f in found]))
+        votes, decisions = self._knn(embeddings)
         classes = self.model.classes_
-        votes, decisions = [{} for _ in found], [None] * len(found)
-        if self.index is not None:
-            from keras_sgm.evaluation import knn_vote
-
-            distances, rows = self._search(embeddings, self.knn_k)
-            labels = self.index.labels[rows]
-            decisions = [self.name_of(c) for c in knn_vote(labels, distances)]
-            for i, row in enumerate(labels):
-                ids, counts = np.unique(row, return_counts=True)
-                order = np.argsort(-counts, kind="stable")
-                votes[i] = {self.name_of(ids[j]): int(counts[j]) for j in order}
         results = []
         for i, face in enumerate(found):
             order = np.argsort(-posterior[i], kind="stable")
             probs = {self.name_of(classes[j]): float(posterior[i, j]) for j in order}
-            uncertain = float(posterior[i].max()) < self.uncertain_below
-            rejected = self.reject_below is not None and float(known[i]) < self.reject_below
-            results.append(
-                FaceResult(
-                    face,
-                    embeddings[i],
-                    probs,
-                    votes[i],
-                    decisions[i],
-                    uncertain,
-                    float(known[i]),
-                    rejected,
-                )
+            score = float(known[i])
+            result = FaceResult(
+                face,
+                embeddings[i],
+                probs,
+                votes[i],
+                decisions[i],
+                uncertain=float(posterior[i].max()) < self.uncertain_below,
+                known_score=score,
+                rejected=self.reject_below is not None and score < self.reject_below,
             )
+            results.append(result)
         return results
 
     def faces_of(self, photo, whole=False):
@@ -488,21 +496,7 @@ class ExpressionEngine:
         k = int(k)
         if k < 1:
             raise ValueError(f"k must be at least 1; received {k}.")
-        found, where, messages = [], [], []
-        for i, source in enumerate(sources):
-            name = names[i] if names else None
-            try:
-                photo = faces_lib.read_photo(source, name=name)
-            except faces_lib.PhotoError as error:
-                messages.append(f"Skipped: {error}")
-                continue
-            messages.extend(photo.notes)
-            these = self.faces_of(photo, whole=whole)
-            if not these:
-                messages.append(f"Skipped: no face found in {photo.name}.")
-            for j, face in enumerate(these):
-                found.append(face)
-                where.append(photo.name if len(these) == 1 else f"{photo.name} #{j + 1}")
+        found, where, messages = self._album_faces(sources, whole, names)
         if not found:
             raise ValueError("No face found in the album. " + " ".join(messages))
         if k > len(found):
@@ -513,6 +507,25 @@ class ExpressionEngine:
         return AlbumSummary(
             [results[i] for i in chosen], [where[i] for i in chosen], len(found), messages
         )
+
+    def _album_faces(self, sources, whole, names):
+        """`(faces, where, messages)`: every face of the album, the photo each is from
+        (`"name #2"` in a photo of several), and a line per photo skipped or noted."""
+        found, where, messages = [], [], []
+        for i, source in enumerate(sources):
+            try:
+                photo = faces_lib.read_photo(source, name=names[i] if names else None)
+            except faces_lib.PhotoError as error:
+                messages.append(f"Skipped: {error}")
+                continue
+            messages.extend(photo.notes)
+            these = self.faces_of(photo, whole=whole)
+            if not these:
+                messages.append(f"Skipped: no face found in {photo.name}.")
+            for j, face in enumerate(these):
+                found.append(face)
+                where.append(photo.name if len(these) == 1 else f"{photo.name} #{j + 1}")
+        return found, where, messages
 
 
 def _reindex(group, rows):
