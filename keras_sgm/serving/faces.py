@@ -136,35 +136,12 @@ def read_photo(source, name=None, max_pixels=MAX_PIXELS, max_bytes=MAX_BYTES):
 
 
 def _decode(data, name, max_pixels):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
         # Our own pixel limit replaces Pillow's decompression-bomb warning.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise PhotoError(
-                f"{name} is not an image that can be read (it starts with {data[:12]!r}); "
-                "upload a JPEG, PNG, GIF, BMP or WebP photo."
-            ) from None
-        except Image.DecompressionBombError as error:
-            # Pillow refuses before we can read the size: its message holds the count.
-            found = re.search(r"\((\d+) pixels\)", str(error))
-            size = f" ({_megapixels(int(found.group(1)))})" if found else ""
-            raise PhotoError(
-                f"{name} is too large to decode safely{size}; the limit is "
-                f"{_megapixels(max_pixels)}: resize it and upload it again."
-            ) from None
-        with image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PhotoError(
-                    f"{name} is {width} x {height} pixels ({_megapixels(width * height)}); "
-                    f"the limit is {_megapixels(max_pixels)}: resize it and upload it again."
-                )
-            if width == 0 or height == 0:
-                raise PhotoError(f"{name} has no pixels ({width} x {height}).")
+        with _open_image(data, name, max_pixels) as image:
             notes = []
             frames = getattr(image, "n_frames", 1)
             if frames > 1:
@@ -182,6 +159,40 @@ def _decode(data, name, max_pixels):
     if flattened:
         notes.append(_transparency_note(name))
     return Photo(pixels, name, tuple(notes))
+
+
+def _open_image(data, name, max_pixels):
+    """The PIL image of a file's bytes, its header read and its size checked, not decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise PhotoError(
+            f"{name} is not an image that can be read (it starts with {data[:12]!r}); "
+            "upload a JPEG, PNG, GIF, BMP or WebP photo."
+        ) from None
+    except Image.DecompressionBombError as error:
+        # Pillow refuses before we can read the size: its message holds the count.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f" ({_megapixels(int(found.group(1)))})" if found else ""
+        raise PhotoError(
+            f"{name} is too large to decode safely{size}; the limit is "
+            f"{_megapixels(max_pixels)}: resize it and upload it again."
+        ) from None
+    width, height = image.size
+    refusal = None
+    if width * height > max_pixels:
+        refusal = (
+            f"{name} is {width} x {height} pixels ({_megapixels(width * height)}); "
+            f"the limit is {_megapixels(max_pixels)}: resize it and upload it again."
+        )
+    elif width == 0 or height == 0:
+        refusal = f"{name} has no pixels ({width} x {height})."
+    if refusal:
+        image.close()
+        raise PhotoError(refusal)
+    return image
 
 
 def _to_rgb(image):
