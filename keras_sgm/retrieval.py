@@ -38,6 +38,10 @@ _MIN_BATCH = 64
 allows 5, and each batch then streams the whole gallery for a matrix-vector product; 64
 queries (256 MiB of scores at 1M rows) share each pass (bench/ann.py times it)."""
 
+_TIE_TOLERANCE = 1e-5
+"""Relative score gap to the k-th best within which NumPy's search still takes a row as a
+candidate and lets its exact distance decide: BLAS can score two equal rows a few ulps apart."""
+
 
 def as_matrix(x, name, dim=None):
     """`x` as a C-contiguous float32 `[n, d]` array; ValueError on bad shape or non-finite rows."""
@@ -334,16 +338,17 @@ class ExactIndex:
         indices = np.empty((len(queries), k), np.int64)
         for q, row in enumerate(scores):
             kth = np.partition(row, row.size - k)[row.size - k]
-            candidates = np.flatnonzero(row >= kth)  # every row tied with the k-th too
-            best = candidates[np.lexsort((candidates, -row[candidates]))[:k]]
+            # Every row tied with the k-th, within the matmul's rounding too: BLAS can score
+            # two equal gallery rows a few ulps apart, and the exact distances decide.
+            candidates = np.flatnonzero(row >= kth - _TIE_TOLERANCE * (abs(kth) + 1.0))
             if self.metric == "euclidean":
-                d = np.sqrt(np.sum(np.square(queries[q] - gallery_rows[best]), axis=1))
+                d = np.sqrt(np.sum(np.square(queries[q] - gallery_rows[candidates]), axis=1))
             else:
                 # elementwise, then summed per row (not a matrix product, whose rounding can
                 # differ between equal rows): equal rows get equal distances, as in `_batch`
-                d = 1.0 - np.sum(gallery_rows[best] * queries[q], axis=1)
-            order = np.lexsort((best, d))
-            distances[q], indices[q] = d[order], best[order]
+                d = 1.0 - np.sum(gallery_rows[candidates] * queries[q], axis=1)
+            order = np.lexsort((candidates, d))[:k]
+            distances[q], indices[q] = d[order], candidates[order]
         return distances, indices
 
 

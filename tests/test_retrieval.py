@@ -215,3 +215,20 @@ def test_the_numpy_search_of_a_process_without_tensorflow_equals_the_xla_one(
     np.testing.assert_array_equal(plain[1], xla[1])
     np.testing.assert_allclose(plain[0], xla[0], atol=1e-5)
     assert plain[0].dtype == np.float32 and plain[1].dtype == np.int64
+
+
+def test_the_numpy_search_lets_exact_distances_decide_between_rows_scored_a_few_ulps_apart(
+    monkeypatch,
+):
+    from keras_sgm import retrieval
+
+    gallery, _ = _data(300, 1, 8, seed=5)
+    gallery[100:120] = gallery[7]  # more duplicates than k: which 11 comes down to the index
+    monkeypatch.setattr(retrieval, "_tensorflow_loaded", lambda: False)
+    for metric in ("euclidean", "cosine"):
+        index = ExactIndex(gallery, metric=metric)
+        # A matmul that rounds row 7's score below its duplicates', as some BLAS kernels do.
+        index._keys[7, :-1] *= np.float32(1 - 4e-7)
+        distances, indices = index.search(gallery[7:8], 11)
+        assert indices[0].tolist() == [7, *range(100, 110)]
+        assert distances[0, 0] == distances[0, 1]
