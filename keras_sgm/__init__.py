@@ -4,8 +4,10 @@ Public names:
 
 - `SGMLoss`, `TripletLoss`: metric-learning losses (`keras_sgm.losses`).
 - `CentroidAccuracy`: batch metric (`keras_sgm.metrics`).
-- `SGMModel`: encoder + train step + Gaussian (Bayes) classifier (`keras_sgm.model`);
+- `SGMModel`: encoder + train step + Gaussian head (`keras_sgm.model`);
   `SoftmaxClassifier`, the softmax CNN baseline.
+- `GaussianHead`: the paper's Bayes classifier over class Gaussians, a Keras layer
+  (`keras_sgm.gaussian_head`): posteriors, the known score, calibration, rejection.
 - `keras_sgm.data`: class-balanced `tf.data` batches.
 - `keras_sgm.dgms`: DGMS sub-class splitting (`SubclassSplitter`), EM groups
   with medoids and Top-k, album summarization.
@@ -43,6 +45,7 @@ _compat.check_keras_version()
 
 from keras_sgm import data, dgms, losses, metrics  # noqa: E402
 from keras_sgm.dgms import SubclassSplitter  # noqa: E402
+from keras_sgm.gaussian_head import GaussianHead  # noqa: E402
 from keras_sgm.losses import SGMLoss, TripletLoss, sgm_loss, triplet_loss  # noqa: E402
 from keras_sgm.metrics import CentroidAccuracy, centroid_accuracy  # noqa: E402
 from keras_sgm.model import SGMModel, SoftmaxClassifier, StopOnNonFinite  # noqa: E402
@@ -76,6 +79,7 @@ def __dir__():
 
 __all__ = [
     "CentroidAccuracy",
+    "GaussianHead",
     "SGMLoss",
     "SGMModel",
     "SoftmaxClassifier",

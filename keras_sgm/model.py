@@ -1,36 +1,37 @@
-"""SGMModel: an encoder trained with a metric-learning loss, plus a Gaussian (Bayes) classifier."""
+"""SGMModel: an encoder, the Gaussian (Bayes) classifier `GaussianHead`, and the SGM train step."""
 
 import warnings
 
 import keras
 import numpy as np
-from keras import ops
 
-from keras_sgm import _backend, _validation
-from keras_sgm.losses import SGMLoss, gaussian_log_posterior, squared_distances
+from keras_sgm import _backend
+from keras_sgm.gaussian_head import STATE_KEYS, UNKNOWN, GaussianHead
+from keras_sgm.losses import SGMLoss
 from keras_sgm.metrics import CentroidAccuracy
 from keras_sgm.steps import DistributedFit, Steps
 
-_GAUSSIAN_KEYS = ("gaussian_means", "gaussian_ids", "gaussian_classes")
-
-UNKNOWN = -1
-"""The class `predict_classes(..., reject=...)` answers for an input it rejects as unknown."""
+__all__ = ["UNKNOWN", "SGMModel", "SoftmaxClassifier", "StopOnNonFinite"]
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
 class SGMModel(Steps, keras.Model):
     """An embedding model trained with `SGMLoss` that can also classify.
 
-    Wraps an encoder (any Keras model mapping images to `[batch, dim]`
-    embeddings). `fit` trains the encoder with the compiled loss (by default
-    `SGMLoss(sigma)`), reporting `loss` and the batch `centroid_accuracy`.
-    After training, `fit_gaussians` stores the class means of the training set
-    as state saved with the model, so that `predict_proba` classifies by
-    Bayes' rule; `predict` returns embeddings.
+    An encoder (any Keras model mapping images to `[batch, dim]` embeddings)
+    and a `GaussianHead` (`model.head`, the classifier). `fit` trains the
+    encoder with the compiled loss (by default `SGMLoss(sigma)`), reporting
+    `loss` and the batch `centroid_accuracy`; `predict` returns embeddings.
+    After training, `fit_gaussians` fits the head's Gaussians to the class means
+    of the training set, saved with the model, so that `predict_proba`
+    classifies by Bayes' rule.
 
     Each Gaussian has an id (the label it was fitted on: a class, or a
     sub-class after DGMS splitting) and the original class it belongs to;
-    `predict_proba` sums the posteriors of a class's Gaussians.
+    `predict_proba` sums the posteriors of a class's Gaussians. The head's
+    settings (`class_names`, `posterior_sigma`, `reject_below`) and Gaussians
+    read as the model's own; what takes embeddings rather than inputs is the
+    head's (`model.head.posterior(embeddings)`).
 
     Args:
         encoder: a built `keras.Model` whose output is `[batch, dim]`.
@@ -74,25 +75,18 @@ class SGMModel(Steps, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        sigma = float(sigma)
-        if not np.isfinite(sigma) or sigma <= 0:
-            raise ValueError(f"sigma must be a positive finite number; received {sigma}.")
-        if posterior_sigma is not None:
-            posterior_sigma = _validation.number(posterior_sigma, "posterior_sigma")
-        if reject_below is not None:
-            reject_below = _validation.number(reject_below, "reject_below", -np.inf, strict=True)
-        self.posterior_sigma = posterior_sigma
-        self.reject_below = reject_below
         if not isinstance(encoder, keras.Model):
             raise ValueError(f"encoder must be a keras.Model; received {type(encoder).__name__}.")
         self.encoder = encoder
-        self.sigma = sigma
-        self.cross_replica = bool(cross_replica)
-        self.class_names = list(class_names) if class_names is not None else None
-        self.centroid_accuracy_tracker = CentroidAccuracy(name="centroid_accuracy")
-        self._set_gaussian_state(
-            np.zeros((0, 0), "float32"), np.zeros((0,), "int64"), np.zeros((0,), "int64")
+        self.head = GaussianHead(
+            sigma,
+            class_names=class_names,
+            posterior_sigma=posterior_sigma,
+            reject_below=reject_below,
+            name="gaussian_head",
         )
+        self.cross_replica = bool(cross_replica)
+        self.centroid_accuracy_tracker = CentroidAccuracy(name="centroid_accuracy")
         if encoder.built:
             self.build(encoder.input_shape)
 
@@ -168,60 +162,44 @@ class SGMModel(Steps, keras.Model):
         return twin
 
     # ------------------------------------------------------ Gaussian classifier
-    @property
-    def gaussian_means(self):
-        """`[gaussians, dim]` float32 means fitted by `fit_gaussians`."""
-        return self._gaussian_means
+    # The classifier is `self.head`, a `GaussianHead`; what follows embeds inputs and
+    # asks it, and names its settings as the model's own.
+    sigma = property(lambda self: self.head.sigma, doc="The shared sigma of loss and head.")
+    gaussian_means = property(lambda self: self.head.gaussian_means, doc="`[G, dim]` means.")
+    gaussian_ids = property(lambda self: self.head.gaussian_ids, doc="`[G]` label ids.")
+    gaussian_classes = property(lambda self: self.head.gaussian_classes, doc="`[G]` classes.")
+    classes_ = property(lambda self: self.head.classes_, doc="The columns of `predict_proba`.")
 
     @property
-    def gaussian_ids(self):
-        """`[gaussians]` label id of each Gaussian (class or sub-class id)."""
-        return self._gaussian_ids
+    def class_names(self):
+        """Optional list of strings; `class_names[i]` names class id `i`."""
+        return self.head.class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self.head.class_names = names
 
     @property
-    def gaussian_classes(self):
-        """`[gaussians]` original class id of each Gaussian."""
-        return self._gaussian_classes
+    def posterior_sigma(self):
+        """The calibrated sigma of the posteriors (`calibrate`), or None (`sigma`)."""
+        return self.head.posterior_sigma
+
+    @posterior_sigma.setter
+    def posterior_sigma(self, value):
+        self.head.posterior_sigma = value
 
     @property
-    def classes_(self):
-        """Sorted original class ids: the columns of `predict_proba`."""
-        return np.unique(self._gaussian_classes)
+    def reject_below(self):
+        """The known score below which `predict_classes(reject=True)` answers `UNKNOWN`."""
+        return self.head.reject_below
 
-    def _set_gaussian_state(self, means, ids, classes):
-        means = np.asarray(means, "float32")
-        ids = np.asarray(ids, "int64").reshape(-1)
-        classes = np.asarray(classes, "int64").reshape(-1)
-        if means.ndim != 2 or means.shape[0] != ids.shape[0] or ids.shape != classes.shape:
-            raise ValueError(
-                "Gaussian state must be means [G, dim], ids [G] and classes [G]; received "
-                f"shapes {means.shape}, {ids.shape}, {classes.shape}."
-            )
-        if means.size and not np.all(np.isfinite(means)):
-            row = int(np.argwhere(~np.isfinite(means))[0][0])
-            raise ValueError(f"Gaussian mean {row} (id {ids[row]}) is not finite.")
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError(f"Gaussian ids must be distinct; received {ids.tolist()}.")
-        self._gaussian_means, self._gaussian_ids, self._gaussian_classes = means, ids, classes
+    @reject_below.setter
+    def reject_below(self, value):
+        self.head.reject_below = value
 
     def set_gaussians(self, means, ids, classes=None):
-        """Set the Gaussians directly (e.g. sub-class means found by DGMS).
-
-        Args:
-            means: `[G, dim]` array of means.
-            ids: `[G]` integer label id of each Gaussian.
-            classes: optional `[G]` original class of each Gaussian; defaults
-                to `ids`.
-
-        Clears `posterior_sigma` and `reject_below`: they were fitted to other Gaussians
-        (`calibrate` and `fit_reject_threshold` fit them again).
-
-        Returns:
-            The model, for chaining.
-        """
-        self._set_gaussian_state(means, ids, ids if classes is None else classes)
-        # a sigma and a threshold fitted to other Gaussians no longer hold
-        self.posterior_sigma = self.reject_below = None
+        """`GaussianHead.set_gaussians`; returns the model."""
+        self.head.set_gaussians(means, ids, classes)
         return self
 
     def fit_gaussians(self, x, y=None, batch_size=256, class_map=None, verbose=0):
@@ -239,37 +217,19 @@ class SGMModel(Steps, keras.Model):
             The model, for chaining.
         """
         embeddings, labels = self._embed_with_labels(x, y, batch_size, verbose)
-        ids, index = np.unique(labels, return_inverse=True)
-        sums = ops.segment_sum(ops.convert_to_tensor(embeddings), index, num_segments=len(ids))
-        counts = np.bincount(index, minlength=len(ids)).astype("float32")[:, None]
-        means = ops.convert_to_numpy(sums) / counts
-        classes = ids if class_map is None else _map_classes(ids, class_map)
-        return self.set_gaussians(means, ids, classes)
+        self.head.fit(embeddings, labels, class_map=class_map)
+        return self
 
     def _embed_with_labels(self, x, y, batch_size, verbose):
-        if y is None:
-            if not _backend.is_tf_dataset(x):
-                raise ValueError("fit_gaussians needs labels: pass y, or a dataset of (x, y).")
-            parts = [(self.predict_on_batch(bx), by) for bx, by in x.as_numpy_iterator()]
-            if not parts:
-                raise ValueError("fit_gaussians received an empty dataset.")
-            embeddings = np.concatenate([np.asarray(p[0]) for p in parts])
-            labels = np.concatenate([np.asarray(p[1]).reshape(-1) for p in parts])
-        else:
-            labels = np.asarray(y).reshape(-1)
-            embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
-        if labels.shape[0] != embeddings.shape[0]:
-            raise ValueError(
-                f"fit_gaussians: {embeddings.shape[0]} inputs but {labels.shape[0]} labels."
-            )
-        labels = _validation.class_ids(labels, "fit_gaussians' labels")
-        bad = np.flatnonzero(~np.all(np.isfinite(embeddings), axis=1))
-        if bad.size:
-            raise ValueError(
-                f"fit_gaussians: the embeddings of {bad.size} inputs are not finite "
-                f"(first: input {int(bad[0])}); check those inputs."
-            )
-        return embeddings, labels
+        if y is not None:
+            return self.predict(x, batch_size=batch_size, verbose=verbose), y
+        if not _backend.is_tf_dataset(x):
+            raise ValueError("fit_gaussians needs labels: pass y, or a dataset of (x, y).")
+        parts = [(self.predict_on_batch(bx), by) for bx, by in x.as_numpy_iterator()]
+        if not parts:
+            raise ValueError("fit_gaussians received an empty dataset.")
+        embeddings = np.concatenate([np.asarray(p[0]) for p in parts])
+        return embeddings, np.concatenate([np.asarray(p[1]).reshape(-1) for p in parts])
 
     def predict_proba(self, x, batch_size=256, verbose=0):
         """Class posteriors by Bayes' rule over the fitted Gaussians.
@@ -282,46 +242,22 @@ class SGMModel(Steps, keras.Model):
         Returns:
             `[n, classes]` numpy array; columns follow `classes_`.
         """
-        if len(self._gaussian_ids) == 0:
-            raise ValueError(
-                "This SGMModel has no Gaussians yet: call "
-                "model.fit_gaussians(x_train, y_train) after training."
-            )
-        embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
-        return self.posterior_from_embeddings(embeddings)
+        self.head._require_gaussians()
+        return self.head.posterior(self.predict(x, batch_size=batch_size, verbose=verbose))
 
+    # the embeddings-side answers: the head's own (kept under these names for callers
+    # that take an SGMModel or an exported model alike)
     def gaussian_posterior_from_embeddings(self, embeddings, gaussians=None):
-        """Posteriors over the Gaussians themselves (classes or DGMS sub-classes), `[n, G]`.
-
-        Args:
-            embeddings: `[n, dim]` embeddings already computed.
-            gaussians: optional indices into the fitted Gaussians: the
-                posterior among those alone (e.g. the sub-classes of one class).
-
-        Returns:
-            `[n, G]` float32 numpy array whose rows sum to 1; columns follow
-            `gaussian_ids` (or `gaussian_ids[gaussians]`).
-        """
-        means = self._gaussian_means if gaussians is None else self._gaussian_means[gaussians]
-        if len(means) == 0:
-            raise ValueError(
-                "This SGMModel has no Gaussians yet: call "
-                "model.fit_gaussians(x_train, y_train) after training."
-            )
-        log_post = gaussian_log_posterior(
-            ops.convert_to_tensor(np.asarray(embeddings, "float32")),
-            ops.convert_to_tensor(means),
-            self.posterior_sigma or self.sigma,
-        )
-        # exp of a float32 log-softmax of large squared distances sums to 1 only within ~1e-6;
-        # dividing by the sum makes every row a distribution to float32 rounding.
-        posterior = ops.exp(log_post)
-        return ops.convert_to_numpy(posterior / ops.sum(posterior, axis=1, keepdims=True))
+        """`GaussianHead.gaussian_posterior`: `[n, G]` posteriors over the Gaussians."""
+        return self.head.gaussian_posterior(embeddings, gaussians)
 
     def posterior_from_embeddings(self, embeddings):
-        """`predict_proba` for embeddings already computed, `[n, classes]`."""
-        membership = (self._gaussian_classes[:, None] == self.classes_[None, :]).astype("float32")
-        return self.gaussian_posterior_from_embeddings(embeddings) @ membership
+        """`GaussianHead.posterior`: `predict_proba` of embeddings already computed."""
+        return self.head.posterior(embeddings)
+
+    def known_score_from_embeddings(self, embeddings):
+        """`GaussianHead.known_score` of embeddings already computed, `[n]`."""
+        return self.head.known_score(embeddings)
 
     def predict_classes(self, x, batch_size=256, verbose=0, reject=False):
         """The most probable original class id of each input, `[n]`.
@@ -334,58 +270,18 @@ class SGMModel(Steps, keras.Model):
                 that threshold.
         """
         embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
-        answers = self.classes_[np.argmax(self.posterior_from_embeddings(embeddings), axis=1)]
-        if reject is False or reject is None:
-            return answers
-        if UNKNOWN in self.classes_:
-            raise ValueError(
-                f"The model has a class {UNKNOWN}, the id reject= answers for unknown inputs; "
-                "renumber the classes to use reject."
-            )
-        if reject is True:
-            if self.reject_below is None:
-                raise ValueError(
-                    "reject=True needs a threshold: call model.fit_reject_threshold(x_val) "
-                    "first, or pass reject=THRESHOLD."
-                )
-            threshold = self.reject_below
-        else:
-            threshold = _validation.number(reject, "reject", -np.inf)
-        return np.where(self.known_score_from_embeddings(embeddings) < threshold, UNKNOWN, answers)
-
-    # ------------------------------------------------- calibration, open set
-    def _squared_distances(self, embeddings):
-        if len(self._gaussian_means) == 0:
-            raise ValueError(
-                "This SGMModel has no Gaussians yet: call "
-                "model.fit_gaussians(x_train, y_train) after training."
-            )
-        embeddings = ops.convert_to_tensor(np.asarray(embeddings, "float32"))
-        return ops.convert_to_numpy(
-            squared_distances(embeddings, ops.convert_to_tensor(self._gaussian_means))
-        ).astype("float64")
-
-    def known_score_from_embeddings(self, embeddings):
-        """How much each embedding looks like a known class, `[n]`: the largest log-likelihood
-        of its Gaussians, `-min_g ||e - mu_g||^2 / (2 sigma^2)` (without the constant).
-
-        Far from every mean means "none of the known classes"; the ranking, and
-        so any AUROC, does not depend on sigma.
-        """
-        sigma = self.posterior_sigma or self.sigma
-        return -self._squared_distances(embeddings).min(axis=1) / (2.0 * sigma**2)
+        return self.head.predict_classes(embeddings, reject=reject)
 
     def known_score(self, x, batch_size=256, verbose=0):
-        """`known_score_from_embeddings` of inputs `x`, `[n]`."""
-        embeddings = self.predict(x, batch_size=batch_size, verbose=verbose)
-        return self.known_score_from_embeddings(embeddings)
+        """`GaussianHead.known_score` of inputs `x`, `[n]`."""
+        return self.head.known_score(self.predict(x, batch_size=batch_size, verbose=verbose))
 
     def calibrate(self, x_val, y_val, batch_size=256, verbose=0):
         """Fit the posterior's sigma (a temperature) on held-out data, minimising the NLL.
 
         The training sigma (`sigma`, the loss's) is untouched; `predict_proba`
         uses the fitted `posterior_sigma` from then on, and it is saved with
-        the model.
+        the model. See `GaussianHead.calibrate`.
 
         Args:
             x_val: held-out inputs (a validation split, never the test split).
@@ -394,72 +290,13 @@ class SGMModel(Steps, keras.Model):
 
         Returns:
             A dict: `sigma` (the fitted one), `nll_before`, `nll_after`.
-
-        Raises:
-            ValueError: classes of the model missing from `y_val`, a class with
-                a single example, or labels the model does not know.
         """
-        from scipy.optimize import minimize_scalar
-
         embeddings = self.predict(x_val, batch_size=batch_size, verbose=verbose)
-        labels = _validation.class_ids(y_val, "calibrate's y_val", n=len(embeddings))
-        columns = self._check_held_out(labels, "calibrate")
-        distances = self._squared_distances(embeddings)
-        membership = self._gaussian_classes[:, None] == self.classes_[None, :]
-        own = membership[:, columns].T  # [n, G]: the Gaussians of each row's class
-
-        def nll(log_sigma):
-            logits = -distances / (2.0 * np.exp(2.0 * log_sigma))
-            logits -= logits.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(logits).sum(axis=1))
-            mine = np.log(np.where(own, np.exp(logits), 0.0).sum(axis=1) + 1e-300)
-            # clipped as keras_sgm.evaluation.calibration.negative_log_likelihood clips
-            return float(np.mean(-np.maximum(mine - log_norm, np.log(1e-12))))
-
-        start = np.log(self.posterior_sigma or self.sigma)
-        found = minimize_scalar(
-            nll, bounds=(start - np.log(100.0), start + np.log(100.0)), method="bounded"
-        )
-        before = nll(start)
-        old = self.posterior_sigma or self.sigma
-        if found.fun < before:
-            self.posterior_sigma = float(np.exp(found.x))
-        else:
-            self.posterior_sigma = float(np.exp(start))
-        if self.reject_below is not None:  # known_score scales as 1 / sigma^2: same inputs kept
-            self.reject_below *= (old / self.posterior_sigma) ** 2
-        return {
-            "sigma": self.posterior_sigma,
-            "nll_before": before,
-            "nll_after": float(min(before, found.fun)),
-        }
-
-    def _check_held_out(self, labels, what):
-        """The `classes_` column of each label; every class at least twice, none unknown."""
-        classes = self.classes_
-        unknown = sorted(set(labels.tolist()) - set(classes.tolist()))
-        if unknown:
-            raise ValueError(
-                f"{what}: y_val holds classes the model has no Gaussian of: {unknown}."
-            )
-        counts = {int(c): int(np.sum(labels == c)) for c in classes}
-        name = lambda c: (  # noqa: E731
-            self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else c
-        )
-        missing = [name(c) for c, n in counts.items() if n == 0]
-        if missing:
-            raise ValueError(
-                f"{what} needs held-out examples of every class; y_val has none of {missing}."
-            )
-        single = [name(c) for c, n in counts.items() if n == 1]
-        if single:
-            raise ValueError(
-                f"{what} needs at least 2 held-out examples of every class; {single} have only one."
-            )
-        return np.searchsorted(classes, labels)
+        return self.head.calibrate(embeddings, y_val)
 
     def fit_reject_threshold(self, x_val, accept=0.95, threshold=None, batch_size=256, verbose=0):
-        """Choose `reject_below` on held-out inputs of the known classes.
+        """Choose `reject_below` on held-out inputs of the known classes
+        (`GaussianHead.fit_reject_threshold` of their embeddings).
 
         Args:
             x_val: held-out inputs of the known classes (a validation split).
@@ -469,29 +306,9 @@ class SGMModel(Steps, keras.Model):
 
         Returns:
             The threshold, also stored as `reject_below`.
-
-        Raises:
-            ValueError: `accept` outside (0, 1], or a `threshold` that would
-                reject every input of `x_val` (the message gives their scores).
         """
-        scores = self.known_score(x_val, batch_size=batch_size, verbose=verbose)
-        if scores.size == 0:
-            raise ValueError("fit_reject_threshold needs at least one held-out input.")
-        if threshold is None:
-            accept = _validation.number(accept, "accept")
-            if accept > 1.0:
-                raise ValueError(f"accept is a share of inputs in (0, 1]; received {accept}.")
-            threshold = float(np.quantile(scores, 1.0 - accept, method="lower"))
-        threshold = _validation.number(threshold, "threshold", -np.inf)
-        kept = int(np.sum(scores >= threshold))
-        if kept == 0:
-            raise ValueError(
-                f"threshold {threshold:.4g} would reject all {scores.size} held-out inputs: "
-                f"their known scores lie in [{scores.min():.4g}, {scores.max():.4g}]. Choose a "
-                f"threshold at most {scores.max():.4g}, or pass accept=0.95."
-            )
-        self.reject_below = threshold
-        return threshold
+        embeddings = self.predict(x_val, batch_size=batch_size, verbose=verbose)
+        return self.head.fit_reject_threshold(embeddings, accept=accept, threshold=threshold)
 
     # ----------------------------------------------------------- serialization
     def get_config(self):
@@ -514,17 +331,12 @@ class SGMModel(Steps, keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
 
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        store["gaussian_means"] = self._gaussian_means
-        store["gaussian_ids"] = self._gaussian_ids
-        store["gaussian_classes"] = self._gaussian_classes
-
     def load_own_variables(self, store):
+        # files written before the head was a layer keep its Gaussians in this entry
         keys = list(store.keys())
-        if all(k in keys for k in _GAUSSIAN_KEYS):
-            self._set_gaussian_state(*(np.asarray(store[k]) for k in _GAUSSIAN_KEYS))
-        super().load_own_variables({k: store[k] for k in keys if k not in _GAUSSIAN_KEYS})
+        if all(k in keys for k in STATE_KEYS):
+            self.head._set_state(*(np.asarray(store[k]) for k in STATE_KEYS))
+        super().load_own_variables({k: store[k] for k in keys if k not in STATE_KEYS})
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")
@@ -554,13 +366,6 @@ def _portable_optimizer(config):
         optimizer = {**optimizer, "module": "keras.optimizers", "registered_name": None}
         config = {**config, "optimizer": optimizer}
     return config
-
-
-def _map_classes(ids, class_map):
-    missing = [int(i) for i in ids if int(i) not in class_map]
-    if missing:
-        raise ValueError(f"class_map has no original class for label ids {missing[:10]}.")
-    return np.array([class_map[int(i)] for i in ids], "int64")
 
 
 @keras.saving.register_keras_serializable(package="keras_sgm")

@@ -89,3 +89,15 @@ def centroid_accuracy(labels, embeddings):
     means = np.stack([x[ids == c].mean(axis=0) for c in classes])
     nearest = classes[np.argmin(((x[:, None, :] - means[None]) ** 2).sum(-1), axis=1)]
     return (nearest == ids).astype("float64")
+
+
+def class_posterior(embeddings, means, gaussian_classes, sigma=1.0):
+    """Eq. 2 with equal priors, loop by loop in float64: `[n, classes]` posteriors, a
+    class's column the sum over its Gaussians, columns in sorted class order."""
+    classes = sorted(set(int(c) for c in gaussian_classes))
+    rows = []
+    for e in np.asarray(embeddings, "float64"):
+        logits = np.array([-np.sum((e - mu) ** 2) / (2 * sigma**2) for mu in means])
+        gaussian = np.exp(logits - logsumexp(logits))
+        rows.append([sum(p for p, g in zip(gaussian, gaussian_classes) if g == c) for c in classes])
+    return np.array(rows)

@@ -9,7 +9,7 @@ from tests.testing import (
     assert_same_outputs,
     encoder,
     jit,
-    numpy,
+    to_numpy,
     toy_data,
 )
 
@@ -186,7 +186,7 @@ def test_sub_class_gaussians_sum_into_their_class():
     means = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], "float32")
     model.set_gaussians(means, ids=[10, 11, 20], classes=[1, 1, 2])
     embeddings = np.array([[0.0, 0.1], [3.9, 0.0], [0.2, 3.8]], "float32")
-    proba = model.posterior_from_embeddings(embeddings)
+    proba = model.head.posterior(embeddings)
     np.testing.assert_array_equal(model.classes_, [1, 2])
     logits = -((embeddings[:, None] - means[None]) ** 2).sum(-1) / 2
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
@@ -283,7 +283,7 @@ def test_mixed_precision_trains_with_the_loss_in_float32(policy):
         assert hidden.compute_dtype == policy.split("_")[1] and hidden.variable_dtype == "float32"
         scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         assert scaled == (policy == "mixed_float16")  # Keras wraps the optimizer for float16
-        loss = keras_sgm.SGMLoss()(y[:60], numpy(model(x[:60])).astype("float16"))
+        loss = keras_sgm.SGMLoss()(y[:60], to_numpy(model(x[:60])).astype("float16"))
         assert keras.backend.standardize_dtype(loss.dtype) == "float32"
     finally:
         keras.config.set_dtype_policy(previous)
@@ -326,5 +326,5 @@ def test_posteriors_sum_to_one_to_float32_rounding_far_from_every_gaussian():
     means = rng.normal(size=(8, 4)).astype("float32") * 3
     model.set_gaussians(means, np.arange(8))
     embeddings = rng.normal(size=(500, 4)).astype("float32") * 6
-    posterior = model.posterior_from_embeddings(embeddings)
+    posterior = model.head.posterior(embeddings)
     np.testing.assert_allclose(posterior.sum(axis=1), 1.0, atol=5e-7)
