@@ -7,7 +7,7 @@ from keras import ops
 import keras_sgm
 from keras_sgm.losses import sgm_loss, triplet_loss
 from tests import reference
-from tests.testing import TestCase, jit, numpy, toy_data, value_and_grad
+from tests.testing import TestCase, jit, to_numpy, toy_data, value_and_grad
 
 
 def _batch(seed, n=24, dim=5, ids=(0, 3, 40213), scale=1.0):
@@ -22,7 +22,7 @@ def test_sgm_loss_matches_numpy_with_absent_classes(sigma):
     # ids drawn from a set of 10 classes, so most classes are absent from the batch.
     labels, x = _batch(0, n=16, ids=tuple(range(0, 100, 10)))
     expected = reference.sgm_loss(labels, x, sigma)
-    got = numpy(sgm_loss(labels, x, sigma))
+    got = to_numpy(sgm_loss(labels, x, sigma))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert len(np.unique(labels)) < 10
 
@@ -34,11 +34,13 @@ def test_sgm_loss_soft_labels_match_numpy_and_one_hot_equals_hard():
     votes[:, 6:] = 0.0  # two classes absent everywhere
     votes[votes.sum(1) == 0, 0] = 1.0
     np.testing.assert_allclose(
-        numpy(sgm_loss(votes, x)), reference.sgm_loss(votes, x), rtol=1e-4, atol=1e-6
+        to_numpy(sgm_loss(votes, x)), reference.sgm_loss(votes, x), rtol=1e-4, atol=1e-6
     )
     hard = rng.integers(0, 4, size=12)
     one_hot = np.eye(8, dtype="float32")[hard]
-    np.testing.assert_allclose(numpy(sgm_loss(one_hot, x)), numpy(sgm_loss(hard, x)), atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(sgm_loss(one_hot, x)), to_numpy(sgm_loss(hard, x)), atol=1e-6
+    )
 
 
 @given(
@@ -55,7 +57,7 @@ def test_sgm_loss_property_matches_numpy(n, dim, n_classes, sigma, seed, offset,
     labels = rng.integers(0, n_classes, size=n) * 3 + offset
     x = rng.normal(size=(n, dim)).astype("float32")
     given_labels = labels[:, None] if column else labels
-    got = numpy(sgm_loss(given_labels, x, sigma))
+    got = to_numpy(sgm_loss(given_labels, x, sigma))
     np.testing.assert_allclose(got, reference.sgm_loss(labels, x, sigma), rtol=1e-3, atol=1e-5)
     assert got.shape == (n,)
     assert np.all(got >= 0) and np.all(got <= 2.0 + 1e-6)
@@ -65,9 +67,9 @@ def test_sgm_loss_property_matches_numpy(n, dim, n_classes, sigma, seed, offset,
 def test_sgm_loss_invariant_to_label_values_and_translation(seed, n):
     labels, x = _batch(seed, n=n, ids=(0, 1, 2))
     renamed = np.array([40213, -4, 99])[labels]
-    base = numpy(sgm_loss(labels, x))
-    np.testing.assert_allclose(numpy(sgm_loss(renamed, x)), base, atol=1e-6)
-    np.testing.assert_allclose(numpy(sgm_loss(labels, x + 1e3)), base, atol=2e-3)
+    base = to_numpy(sgm_loss(labels, x))
+    np.testing.assert_allclose(to_numpy(sgm_loss(renamed, x)), base, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(sgm_loss(labels, x + 1e3)), base, atol=2e-3)
 
 
 def test_single_class_batch_gives_zero_loss_and_zero_gradient():
@@ -94,7 +96,7 @@ def test_far_apart_classes_do_not_underflow():
     # exp(-d^2 / 2) underflows to 0 for every class here; log space must keep it exact.
     x = np.array([[0, 0], [0, 100], [1000, 0], [1000, 100]], "float32")
     labels = np.array([0, 0, 1, 1])
-    got = numpy(sgm_loss(labels, x))
+    got = to_numpy(sgm_loss(labels, x))
     np.testing.assert_allclose(got, reference.sgm_loss(labels, x), atol=1e-6)
     assert np.all(np.isfinite(got))
 
@@ -201,7 +203,7 @@ def test_an_empty_batch_has_loss_zero(loss):
 def test_triplet_loss_matches_numpy(mining, squared):
     labels, x = _batch(6, n=18, ids=(1, 7, 40213, 5))
     labels[0] = 99  # an anchor without positives: 0 by convention
-    got = numpy(triplet_loss(labels, x, margin=0.5, mining=mining, squared=squared))
+    got = to_numpy(triplet_loss(labels, x, margin=0.5, mining=mining, squared=squared))
     expected = reference.triplet_loss(labels, x, 0.5, mining, squared)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     assert got[0] == 0.0
@@ -211,10 +213,10 @@ def test_triplet_loss_matches_numpy(mining, squared):
 def test_triplet_options_soft_labels_and_normalisation():
     labels, x = _batch(7, n=12, ids=(0, 1, 2))
     soft = np.eye(3, dtype="float32")[labels] * 0.8 + 0.05
-    np.testing.assert_allclose(numpy(triplet_loss(soft, x)), numpy(triplet_loss(labels, x)))
+    np.testing.assert_allclose(to_numpy(triplet_loss(soft, x)), to_numpy(triplet_loss(labels, x)))
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     np.testing.assert_allclose(
-        numpy(triplet_loss(labels, x * 10, l2_normalize=True)),
+        to_numpy(triplet_loss(labels, x * 10, l2_normalize=True)),
         reference.triplet_loss(labels, unit),
         rtol=1e-4,
         atol=1e-5,
@@ -299,7 +301,7 @@ def test_leave_one_out_matches_numpy(seed, n, soft):
     labels, x = _batch(seed, n=n, ids=(0, 1, 2))
     if soft:
         labels = np.eye(3, dtype="float32")[labels] * 0.7 + 0.1
-    got = numpy(sgm_loss(labels, x, 0.8, leave_one_out=True))
+    got = to_numpy(sgm_loss(labels, x, 0.8, leave_one_out=True))
     np.testing.assert_allclose(got, reference.sgm_loss(labels, x, 0.8, True), rtol=1e-3, atol=1e-5)
 
 
@@ -331,12 +333,12 @@ class TestMixture:
         sub, classes, x = self._pairs(seed)
         expected = reference.sgm_mixture_loss(sub, classes, x, sigma=0.7)
         np.testing.assert_allclose(
-            numpy(sgm_loss(sub, x, 0.7, classes=classes)), expected, rtol=1e-4, atol=1e-6
+            to_numpy(sgm_loss(sub, x, 0.7, classes=classes)), expected, rtol=1e-4, atol=1e-6
         )
         loss = keras_sgm.SGMLoss(sigma=0.7, mixture=True, reduction=None)
         pairs = np.stack([sub, classes], axis=1)
         compiled = jit(lambda y, e: loss(y, e))
-        np.testing.assert_allclose(numpy(compiled(pairs, x)), expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(compiled(pairs, x)), expected, rtol=1e-4, atol=1e-6)
 
     @pytest.mark.parametrize("weight", [0.5, 1.0])
     def test_a_subclass_term_beside_the_class_term(self, weight):
@@ -345,7 +347,7 @@ class TestMixture:
         expected = reference.sgm_mixture_loss(sub, classes, x, sigma=0.7) + weight * (
             reference.sgm_loss(sub, x, sigma=0.7)
         )
-        got = numpy(both(np.stack([sub, classes], axis=1), x))
+        got = to_numpy(both(np.stack([sub, classes], axis=1), x))
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
         assert keras_sgm.SGMLoss.from_config(both.get_config()).subclass_weight == weight
         with pytest.raises(ValueError, match="subclass_weight must be a finite number >= 0"):
@@ -354,8 +356,8 @@ class TestMixture:
     def test_one_subclass_per_class_is_the_plain_loss(self):
         labels, x = _batch(3)
         np.testing.assert_allclose(
-            numpy(sgm_loss(labels * 2 + 1, x, classes=labels)),
-            numpy(sgm_loss(labels, x)),
+            to_numpy(sgm_loss(labels * 2 + 1, x, classes=labels)),
+            to_numpy(sgm_loss(labels, x)),
             rtol=1e-5,
             atol=1e-7,
         )
@@ -367,9 +369,9 @@ class TestMixture:
         x = np.array([[-6, 0], [-6.1, 0], [6, 0], [6.1, 0], [0, 0.1], [0, -0.1]], "float32")
         classes = np.array([0, 0, 0, 0, 1, 1])
         modes = np.array([0, 0, 1, 1, 2, 2])
-        assert float(np.max(numpy(sgm_loss(modes, x, classes=classes)))) < 1e-3
+        assert float(np.max(to_numpy(sgm_loss(modes, x, classes=classes)))) < 1e-3
         # One Gaussian per class: class 0's mean lands on class 1, every posterior is 1/2.
-        np.testing.assert_allclose(numpy(sgm_loss(classes, x)), 0.5, atol=1e-3)
+        np.testing.assert_allclose(to_numpy(sgm_loss(classes, x)), 0.5, atol=1e-3)
 
     def test_pairs_are_checked_as_ids(self):
         loss = keras_sgm.SGMLoss(mixture=True)

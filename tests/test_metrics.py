@@ -3,7 +3,7 @@ import pytest
 
 import keras_sgm
 from tests import reference
-from tests.testing import TestCase, numpy, toy_data
+from tests.testing import TestCase, to_numpy, toy_data
 
 
 def _batch(seed, n=40, dim=5, ids=(3, 4, 40213)):
@@ -18,7 +18,7 @@ def _mean_hit(labels, embeddings):
 class TestCentroidAccuracy(TestCase):
     def test_function_matches_numpy(self):
         labels, x = _batch(9)
-        got = numpy(keras_sgm.centroid_accuracy(labels, x))
+        got = to_numpy(keras_sgm.centroid_accuracy(labels, x))
         np.testing.assert_array_equal(got, reference.centroid_accuracy(labels, x))
         assert 0.0 < got.mean() < 1.0  # random points: some hits, some misses
 
@@ -58,7 +58,7 @@ class TestCentroidAccuracy(TestCase):
         x = rng.normal(size=(24, 3)).astype("float32")
         one_hot = np.eye(6, dtype="float32")[hard]  # two columns never used
         np.testing.assert_array_equal(
-            numpy(keras_sgm.centroid_accuracy(one_hot, x)), reference.centroid_accuracy(hard, x)
+            to_numpy(keras_sgm.centroid_accuracy(one_hot, x)), reference.centroid_accuracy(hard, x)
         )
 
     def test_well_separated_classes_score_one(self):

@@ -46,11 +46,10 @@ def assert_same_outputs(a, b, x, atol=1e-6):
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=atol)
 
 
-def _numpy(value):
+def to_numpy(value):
+    """A tensor of any backend as a NumPy array."""
     return np.asarray(keras.ops.convert_to_numpy(value))
 
-
-numpy = _numpy  # a tensor of any backend as a numpy array
 
 BACKEND = keras.backend.backend()
 
@@ -114,7 +113,7 @@ def value_and_grad(fn, x, *args, jit=False):
         grad = variable.grad
     else:
         pytest.skip(f"no gradients on the {BACKEND!r} backend")
-    return float(_numpy(value)), _numpy(grad)
+    return float(to_numpy(value)), to_numpy(grad)
 
 
 def _plain(value):
@@ -211,7 +210,7 @@ class TestCase:
         `expect_lower`, the single-batch evaluation loss must be lower afterwards.
         """
         assert model.compiled, "run_fit_step needs a compiled model"
-        before = [_numpy(v).copy() for v in model.trainable_variables]
+        before = [to_numpy(v).copy() for v in model.trainable_variables]
         assert before, f"{model.name} has no trainable weights"
         if expect_lower:
             loss_before = self.evaluate_loss(model, x, y)
@@ -220,7 +219,7 @@ class TestCase:
         ).history
         assert len(history["loss"]) == epochs
         assert np.all(np.isfinite(history["loss"])), history["loss"]
-        after = [_numpy(v) for v in model.trainable_variables]
+        after = [to_numpy(v) for v in model.trainable_variables]
         assert all(np.all(np.isfinite(a)) for a in after), "fit left non-finite weights"
         unchanged = [
             v.path
@@ -250,7 +249,7 @@ class TestCase:
         assert loaded.name == model.name
         assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
         for saved, back in zip(model.weights, loaded.weights):
-            np.testing.assert_array_equal(_numpy(back), _numpy(saved), err_msg=saved.path)
+            np.testing.assert_array_equal(to_numpy(back), to_numpy(saved), err_msg=saved.path)
         assert_same_outputs(model, loaded, x, atol=atol)
         if getattr(model, "compiled", False):
             assert loaded.compiled
@@ -290,15 +289,15 @@ class TestCase:
           (`run_model_saving_test`), evaluation included.
         """
         loss = cls(**init_kwargs)
-        value = _numpy(loss(y_true, y_pred))
+        value = to_numpy(loss(y_true, y_pred))
         assert value.shape == tuple(expected_shape)
         assert np.all(np.isfinite(value))
         if "reduction" not in init_kwargs:
-            per_sample = _numpy(cls(**init_kwargs, reduction=None)(y_true, y_pred))
+            per_sample = to_numpy(cls(**init_kwargs, reduction=None)(y_true, y_pred))
             assert per_sample.shape == (len(y_pred),)
             np.testing.assert_allclose(per_sample.mean(), value, rtol=1e-5, atol=1e-7)
         clone = self.assert_config_round_trip(loss, init_kwargs, skip=skip)
-        np.testing.assert_allclose(_numpy(clone(y_true, y_pred)), value, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(to_numpy(clone(y_true, y_pred)), value, rtol=1e-6, atol=1e-7)
 
         x, y = fit_data if fit_data is not None else toy_data()
         model = encoder(input_dim=x.shape[1])
@@ -378,14 +377,14 @@ class TestCase:
         """
         import keras_sgm
 
-        output = _numpy(layer(input_data, training=False))
+        output = to_numpy(layer(input_data, training=False))
         assert output.shape == tuple(expected_output_shape)
         assert np.all(np.isfinite(output))
         clone = self.assert_config_round_trip(layer, skip=skip)
         if not clone.built:
             clone(input_data, training=False)
         clone.set_weights(layer.get_weights())
-        np.testing.assert_allclose(_numpy(clone(input_data, training=False)), output, atol=atol)
+        np.testing.assert_allclose(to_numpy(clone(input_data, training=False)), output, atol=atol)
 
         model = layer
         if not isinstance(layer, keras.Model):
