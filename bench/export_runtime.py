@@ -8,7 +8,7 @@ The model is an untrained `--arch` SGMModel at 48x48x1 with 8 Gaussians (time do
 depend on training). Keras runs `keras_sgm.deploy.serving_model(model)` (the graph
 that is exported: encoder, Gaussian head, class index) with `predict_on_batch`, as the
 app's engine does; ONNX runs `model.onnx` with onnxruntime (CPU) and LiteRT
-`model.tflite` with its interpreter, through `keras_sgm.deploy.Exported`. Each time is
+`model.tflite` with its interpreter, through `keras_sgm.deploy.ExportedModel`. Each time is
 the median of `--repeats` calls after 10 warm-up calls, best of `--rounds` rounds run
 in turn (shared machines drift). The exports' largest difference from Keras on the
 same batch is printed too.
@@ -59,7 +59,7 @@ def main():
         runners = {"keras": graph.predict_on_batch}
         for format in ("onnx", "litert"):
             path = deploy.export(model, deploy.default_path(tmp, format), format=format)
-            runners[format] = deploy.Exported(path)
+            runners[format] = deploy.ExportedModel(path)
             print(f"{format}: {Path(path).stat().st_size / 2**20:.1f} MiB")
         print(f"backbone {args.arch}, 48x48x1, 8 Gaussians; median of {args.repeats} calls")
         for batch in args.batches:

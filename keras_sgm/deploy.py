@@ -8,7 +8,7 @@ a batch of face crops (the encoder's input, `float32`) and returns
   model's sigma (the calibrated `posterior_sigma` where there is one), summed per
   original class when the Gaussians are DGMS sub-classes: exactly `predict_proba`;
 - `class_index`: `[n]` int32, the column of the largest posterior (ties: the first);
-- `known_score`: `[n]`, `known_score_from_embeddings` (the model answers "unknown"
+- `known_score`: `[n]`, the head's `known_score` (the model answers "unknown"
   below `reject_below`, which the metadata carries).
 
 The artefact carries a JSON metadata record (`read_metadata`): the class names and
@@ -37,7 +37,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sgm.losses import gaussian_log_posterior, squared_distances
+from keras_sgm._version import __version__
+from keras_sgm.gaussian_head import GaussianHead
+from keras_sgm.model import SGMModel
 
 FORMATS = ("saved_model", "onnx", "litert")
 """The formats `export` writes."""
@@ -57,75 +59,7 @@ SCHEMA = "keras_sgm.export/1"
 _SUFFIX = {"saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
 
 
-@keras.saving.register_keras_serializable(package="keras_sgm")
-class GaussianHead(keras.layers.Layer):
-    """Class posteriors and the known score from embeddings, with the Gaussians as constants.
-
-    The head of an exported model: `SGMModel.posterior_from_embeddings` and
-    `known_score_from_embeddings` as one Keras layer, so that a converter sees
-    them as a graph. The means are non-trainable weights; `membership[g, c]` is 1
-    where Gaussian `g` belongs to the `c`-th column of the posteriors.
-
-    Args:
-        means: `[G, dim]` Gaussian means.
-        membership: `[G, classes]` 0/1 matrix, each row one 1.
-        sigma: positive float, the shared standard deviation.
-
-    Returns (from `call`):
-        `(posteriors [n, classes], known_score [n])`.
-    """
-
-    def __init__(self, means, membership, sigma, **kwargs):
-        super().__init__(**kwargs)
-        self._means = np.asarray(means, "float32")
-        self._membership = np.asarray(membership, "float32")
-        self.sigma = float(sigma)
-        if self._means.ndim != 2 or self._membership.shape[0] != self._means.shape[0]:
-            raise ValueError(
-                f"GaussianHead needs means [G, dim] and membership [G, classes]; received "
-                f"shapes {self._means.shape} and {self._membership.shape}."
-            )
-        self.means = self.add_weight(
-            shape=self._means.shape,
-            initializer=keras.initializers.Constant(self._means),
-            trainable=False,
-            name="means",
-        )
-        self.membership = self.add_weight(
-            shape=self._membership.shape,
-            initializer=keras.initializers.Constant(self._membership),
-            trainable=False,
-            name="membership",
-        )
-
-    def call(self, embeddings):
-        log_post = gaussian_log_posterior(embeddings, self.means, self.sigma)
-        # as in SGMModel.gaussian_posterior_from_embeddings: normalised to float32 rounding
-        posterior = ops.exp(log_post)
-        posterior = posterior / ops.sum(posterior, axis=1, keepdims=True)
-        posteriors = ops.matmul(posterior, self.membership)
-        nearest = ops.min(squared_distances(embeddings, self.means), axis=1)
-        return posteriors, -nearest / (2.0 * self.sigma**2)
-
-    def compute_output_spec(self, embeddings):
-        n = embeddings.shape[0]
-        return (
-            keras.KerasTensor((n, self._membership.shape[1]), "float32"),
-            keras.KerasTensor((n,), "float32"),
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "means": self._means.tolist(),
-            "membership": self._membership.tolist(),
-            "sigma": self.sigma,
-        }
-
-
 def _sgm_model(model):
-    from keras_sgm.model import SGMModel
-
     if not isinstance(model, SGMModel):
         raise ValueError(f"export needs a keras_sgm.SGMModel; received {type(model).__name__}.")
     if len(model.gaussian_ids) == 0:
@@ -148,16 +82,14 @@ def metadata(model):
         use), `reject_below`, `subclasses` (whether sub-class Gaussians were summed
         per class), and the Gaussians (`gaussian_ids`, `gaussian_classes`,
         `gaussian_means`) with `model_class_names` and `training_sigma`, from which
-        `keras_sgm.serving.runtime.ExportedModel` serves the app.
+        `head_from_metadata` rebuilds the head (`ExportedModel.head`).
     """
-    import keras_sgm
-
     model = _sgm_model(model)
-    classes = [int(c) for c in model.classes_]
-    names = list(model.class_names or [])
+    head = model.head
+    classes = [int(c) for c in head.classes_]
     return {
         "schema": SCHEMA,
-        "keras_sgm_version": keras_sgm.__version__,
+        "keras_sgm_version": __version__,
         "name": model.name,
         "input": {
             "name": INPUT_NAME,
@@ -166,17 +98,45 @@ def metadata(model):
         },
         "outputs": list(OUTPUTS),
         "class_ids": classes,
-        "class_names": [names[c] if 0 <= c < len(names) else f"class {c}" for c in classes],
-        "sigma": float(model.posterior_sigma or model.sigma),
-        "reject_below": None if model.reject_below is None else float(model.reject_below),
-        "subclasses": bool(len(model.gaussian_ids) > len(classes)),
-        "model_class_names": model.class_names,
-        "training_sigma": float(model.sigma),
+        "class_names": [_column_name(head, c) for c in classes],
+        "sigma": float(head.scoring_sigma),
+        "reject_below": None if head.reject_below is None else float(head.reject_below),
+        "subclasses": bool(len(head.gaussian_ids) > len(classes)),
+        "model_class_names": head.class_names,
+        "training_sigma": float(head.sigma),
         # the Gaussians themselves: a server browses sub-classes and scores gallery rows
-        "gaussian_ids": [int(i) for i in model.gaussian_ids],
-        "gaussian_classes": [int(c) for c in model.gaussian_classes],
-        "gaussian_means": model.gaussian_means.tolist(),
+        "gaussian_ids": [int(i) for i in head.gaussian_ids],
+        "gaussian_classes": [int(c) for c in head.gaussian_classes],
+        "gaussian_means": head.gaussian_means.tolist(),
     }
+
+
+def _column_name(head, class_id):
+    name = head.class_name(class_id)
+    return name if isinstance(name, str) else f"class {class_id}"
+
+
+def head_from_metadata(record):
+    """The `GaussianHead` an export was written with, rebuilt from its metadata record.
+
+    Args:
+        record: the dict `read_metadata` returns (or `ExportedModel.metadata`).
+
+    Returns:
+        A `GaussianHead` with the export's Gaussians, class names, training sigma,
+        calibrated sigma and reject threshold: its `posterior` and `known_score` of
+        an embedding are the export's `posteriors` and `known_score`.
+    """
+    head = GaussianHead(record["training_sigma"], class_names=record["model_class_names"])
+    head.set_gaussians(
+        np.asarray(record["gaussian_means"], "float32"),
+        record["gaussian_ids"],
+        record["gaussian_classes"],
+    )
+    if record["sigma"] != record["training_sigma"]:
+        head.posterior_sigma = record["sigma"]
+    head.reject_below = record["reject_below"]
+    return head
 
 
 def serving_model(model):
@@ -190,16 +150,9 @@ def serving_model(model):
         dict `{embedding, posteriors, class_index, known_score}` (see the module).
     """
     model = _sgm_model(model)
-    membership = model.gaussian_classes[:, None] == model.classes_[None, :]
-    head = GaussianHead(
-        model.gaussian_means,
-        membership.astype("float32"),
-        model.posterior_sigma or model.sigma,
-        name="gaussian_head",
-    )
     images = keras.Input(model.encoder.input_shape[1:], name=INPUT_NAME, dtype="float32")
     embedding = model.encoder(images)
-    posteriors, known_score = head(embedding)
+    posteriors, known_score = model.head(embedding)  # the model's own head, not a copy
     # top_k, not argmax: Keras' argmax on TensorFlow adds a NaN check (Bitcast,
     # BitwiseAnd) that neither ONNX nor LiteRT has; top_k keeps the first of ties too.
     class_index = ops.top_k(posteriors, 1)[1][:, 0]
@@ -394,63 +347,61 @@ def _litert_metadata(path):
     return None
 
 
-class Exported:
-    """An exported artefact run by its own runtime: TensorFlow (SavedModel), onnxruntime
-    (ONNX) or the LiteRT interpreter (`.tflite`).
+class ExportedModel:
+    """An export run by its own runtime, served in place of the `SGMModel` it came from.
+
+    The face crops go through the exported graph (encoder and Gaussian head together)
+    run by TensorFlow (SavedModel), onnxruntime (ONNX) or the LiteRT interpreter
+    (`.tflite`); Keras never runs the encoder. The Gaussians travel in the metadata, and
+    `head` is the `GaussianHead` rebuilt from them, for what is computed on stored
+    embeddings (a gallery's posteriors, the sub-class browser): the same layer, and the
+    same numbers, as the model's own head.
 
     Args:
         path: what `export` wrote.
 
     Attributes:
-        path, metadata (`read_metadata`), format (`"saved_model"`, `"onnx"`, `"litert"`).
+        path, format (`"saved_model"`, `"onnx"` or `"litert"`), metadata
+        (`read_metadata`), name, input_shape, head, class_names, embedding_dim.
 
     Call it on a `float32` batch of the model's input to get the dict of `OUTPUTS`
     as numpy arrays. Not thread-safe for LiteRT: hold a lock around calls.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: an artefact `export` did not write.
+        ImportError: its runtime is not installed (names the extra).
     """
 
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"No exported model at {self.path}.")
-        if self.path.suffix != ".onnx":
-            self.metadata = read_metadata(self.path)
         if self.path.is_dir():
             self.format = "saved_model"
-            import tensorflow as tf
-
-            self._run_saved_model = tf.saved_model.load(str(self.path)).signatures[
-                "serving_default"
-            ]
+            self.metadata = read_metadata(self.path)
+            self._run = _saved_model_runner(self.path)
         elif self.path.suffix == ".onnx":
             self.format = "onnx"
-            try:
-                import onnxruntime
-            except ImportError as error:
-                raise ImportError(
-                    "Running an ONNX export needs onnxruntime: `pip install keras-sgm[export]`."
-                ) from error
-            options = onnxruntime.SessionOptions()
-            # no busy-waiting threads between calls: a server does other work in between
-            # (face detection, the gallery search), which spinning threads would slow down
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            self._session = onnxruntime.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"]
-            )
-            self._names = [o.name for o in self._session.get_outputs()]
-            # the record from the session's own parse of the file (not a second one by onnx)
-            meta = self._session.get_modelmeta().custom_metadata_map
-            self.metadata = _record(meta.get(METADATA_KEY), self.path)
+            self._run, self.metadata = _onnx_runner(self.path)
         else:
             self.format = "litert"
-            try:
-                from ai_edge_litert.interpreter import Interpreter
-            except ImportError as error:
-                raise ImportError(
-                    "Running a LiteRT export needs ai-edge-litert: `pip install keras-sgm[export]`."
-                ) from error
-            self._runner = Interpreter(str(self.path)).get_signature_runner()
+            self.metadata = read_metadata(self.path)
+            self._run = _litert_runner(self.path)
+        self.name = self.metadata["name"]
         self.input_shape = tuple(self.metadata["input"]["shape"])
+        self.head = head_from_metadata(self.metadata)
+
+    def __repr__(self):
+        return f"ExportedModel({str(self.path)!r}, format={self.format!r})"
+
+    @property
+    def class_names(self):
+        return self.head.class_names
+
+    @property
+    def embedding_dim(self):
+        return int(self.head.gaussian_means.shape[1])
 
     def __call__(self, images):
         images = np.asarray(images, "float32")
@@ -459,13 +410,58 @@ class Exported:
                 f"{self.path} takes a batch of shape {list(self.input_shape)}; received "
                 f"{list(images.shape)}."
             )
-        if self.format == "onnx":
-            outputs = dict(zip(self._names, self._session.run(None, {INPUT_NAME: images})))
-        elif self.format == "litert":
-            outputs = self._runner(**{INPUT_NAME: images})
-        else:
-            outputs = {k: v.numpy() for k, v in self._run_saved_model(images=images).items()}
+        outputs = self._run(images)
         return {name: np.asarray(outputs[name]) for name in OUTPUTS}
+
+    def predict_on_batch(self, images):
+        """The embeddings `[n, dim]` of one batch."""
+        return self(images)["embedding"]
+
+    def predict(self, images, batch_size=256, verbose=0):
+        """Embeddings `[n, dim]`, `batch_size` images at a time (`verbose` is ignored: it
+        is there to be called like `keras.Model.predict`)."""
+        images = np.asarray(images, "float32")
+        starts = range(0, len(images), batch_size)
+        parts = [self.predict_on_batch(images[i : i + batch_size]) for i in starts]
+        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), "float32")
+
+
+def _saved_model_runner(path):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda images: {k: v.numpy() for k, v in signature(images=images).items()}
+
+
+def _onnx_runner(path):
+    """`(run, metadata)`: the record from the session's own parse of the file, not a
+    second one by onnx (serving needs onnxruntime alone)."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(
+            "Running an ONNX export needs onnxruntime: `pip install keras-sgm[export]`."
+        ) from error
+    options = onnxruntime.SessionOptions()
+    # no busy-waiting threads between calls: a server does other work in between
+    # (face detection, the gallery search), which spinning threads would slow down
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    record = _record(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), path)
+    return lambda images: dict(zip(names, session.run(None, {INPUT_NAME: images}))), record
+
+
+def _litert_runner(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as error:
+        raise ImportError(
+            "Running a LiteRT export needs ai-edge-litert: `pip install keras-sgm[export]`."
+        ) from error
+    runner = Interpreter(str(path)).get_signature_runner()
+    return lambda images: runner(**{INPUT_NAME: images})
 
 
 def compare(model, path, images):
@@ -480,12 +476,12 @@ def compare(model, path, images):
         A dict: the largest absolute difference of `embedding`, `posteriors` and
         `known_score`, and `class_index_agreement` (the share of equal answers).
     """
-    got = Exported(path)(images)
+    got = ExportedModel(path)(images)
     embeddings = model.predict(images, verbose=0)
     want = {
         "embedding": embeddings,
-        "posteriors": model.posterior_from_embeddings(embeddings),
-        "known_score": model.known_score_from_embeddings(embeddings),
+        "posteriors": model.head.posterior(embeddings),
+        "known_score": model.head.known_score(embeddings),
     }
     result = {k: float(np.max(np.abs(got[k] - v))) for k, v in want.items()}
     answers = np.argmax(want["posteriors"], axis=1)

@@ -45,10 +45,21 @@ def photos(app_examples):
     return crops, faces.read_photo(app_examples["group"])
 
 
+def test_an_engine_serves_a_saved_model_run_by_tensorflow_too(engines, photos, tmp_path):
+    keras_engine = engines["keras"]
+    path = deploy.export(keras_engine.model, tmp_path / "sm")
+    served = serving.ExpressionEngine(deploy.ExportedModel(path), gallery=keras_engine.gallery)
+    assert served.class_names == keras_engine.class_names
+    crop = photos[0][0]
+    want, got = keras_engine.classify(crop, whole=True), served.classify(crop, whole=True)
+    np.testing.assert_allclose(got[0].embedding, want[0].embedding, atol=1e-5)
+    assert got[0].posterior == pytest.approx(want[0].posterior, abs=1e-5)
+
+
 @pytest.mark.parametrize("name", ["onnx", "litert"])
 def test_an_exported_model_answers_as_the_keras_one(engines, photos, name):
     keras_engine, served = engines["keras"], engines[name]
-    assert isinstance(served.model, runtime.ExportedModel) and served.model.runtime == name
+    assert isinstance(served.model, deploy.ExportedModel) and served.model.format == name
     assert served.class_names == keras_engine.class_names
     assert served.uncertain_below == pytest.approx(keras_engine.uncertain_below, abs=1e-6)
     assert served.reject_below == pytest.approx(keras_engine.reject_below, abs=1e-5)
@@ -102,11 +113,6 @@ class TestBadInput:
     def test_an_unknown_runtime(self, app_repo):
         with pytest.raises(ValueError, match=r"Unknown runtime 'tensorrt'; choose one of"):
             serving.ExpressionEngine.from_pretrained(app_repo[0], runtime="tensorrt")
-
-    def test_a_saved_model_is_for_tf_serving(self, tmp_path, exported_repo):
-        path = deploy.export(hub.from_pretrained(exported_repo), tmp_path / "sm")
-        with pytest.raises(ValueError, match="SavedModel, which TensorFlow Serving serves"):
-            runtime.ExportedModel(path)
 
     def test_the_app_refuses_in_one_line(self, app_repo, capsys):
         assert app_module().main(["--model", str(app_repo[0]), "--runtime", "onnx"]) == 2
@@ -188,7 +194,7 @@ def test_the_default_model_is_exported_by_a_tensorflow_process_once(app_repo, tm
     code = (
         "engine = app.load_engine(None, runtime='onnx')\n"
         "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules,\n"
-        "    'runtime': engine.model.runtime}))\n"
+        "    'runtime': engine.model.format}))\n"
     )
     out = _run_without_tensorflow(code, env={"KERAS_SGM_DEMO_MODEL": str(default_dir)})
     assert out == {"tensorflow": False, "runtime": "onnx"}

@@ -229,7 +229,7 @@ def test_the_default_model_is_trained_once_and_cached(tmp_path, monkeypatch):
 
 def test_the_uncertainty_level_is_chosen_on_the_gallery(engine, app_repo):
     _, images, labels = app_repo
-    posterior = engine.model.posterior_from_embeddings(engine.gallery.embeddings)
+    posterior = engine.model.head.posterior(engine.gallery.embeddings)
     answers = engine.model.classes_[np.argmax(posterior, axis=1)]
     right = posterior.max(axis=1)[answers == engine.gallery.labels]
     # 95% of the gallery's right answers reach the level, 5% do not

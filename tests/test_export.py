@@ -11,6 +11,7 @@ import pytest
 
 import keras_sgm
 from keras_sgm import deploy
+from keras_sgm.gaussian_head import GaussianHead
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")
@@ -63,7 +64,7 @@ def exported(model, tmp_path_factory):
 @pytest.mark.parametrize("batch", [1, 9])
 def test_each_export_matches_the_keras_model(model, exported, format, batch):
     images = _images(batch, seed=2 + batch)
-    got = deploy.Exported(exported[format])(images)
+    got = deploy.ExportedModel(exported[format])(images)
     assert set(got) == set(deploy.OUTPUTS)
     embeddings = model.predict(images, verbose=0)
     np.testing.assert_allclose(got["embedding"], embeddings, atol=1e-5)
@@ -75,17 +76,17 @@ def test_each_export_matches_the_keras_model(model, exported, format, batch):
 
 
 def test_the_answers_vary_so_parity_means_something(model, exported):
-    got = deploy.Exported(exported["onnx"])(_images(40, seed=7))
+    got = deploy.ExportedModel(exported["onnx"])(_images(40, seed=7))
     assert len(np.unique(got["class_index"])) == 3
     assert got["posteriors"].max(axis=1).min() < 0.99  # not all one-hot
 
 
 def test_sub_class_gaussians_export_as_their_class_summed(model, exported):
     images = _images(12, seed=3)
-    gaussian = model.gaussian_posterior_from_embeddings(model.predict(images, verbose=0))
+    gaussian = model.head.gaussian_posterior(model.predict(images, verbose=0))
     summed = np.stack([gaussian[:, 0], gaussian[:, 1], gaussian[:, 2] + gaussian[:, 3]], axis=1)
     for format in deploy.FORMATS:
-        posteriors = deploy.Exported(exported[format])(images)["posteriors"]
+        posteriors = deploy.ExportedModel(exported[format])(images)["posteriors"]
         np.testing.assert_allclose(posteriors, summed, atol=1e-5)
         np.testing.assert_allclose(posteriors.sum(axis=1), 1.0, atol=1e-5)
 
@@ -170,13 +171,13 @@ class TestBadInput:
         del proto.metadata_props[:]
         onnx.save(proto, str(tmp_path / "plain.onnx"))
         with pytest.raises(ValueError, match="plain.onnx holds no keras_sgm metadata"):
-            deploy.Exported(tmp_path / "plain.onnx")
+            deploy.ExportedModel(tmp_path / "plain.onnx")
         with pytest.raises(FileNotFoundError, match="No exported model at"):
-            deploy.Exported(tmp_path / "missing.onnx")
+            deploy.ExportedModel(tmp_path / "missing.onnx")
 
     def test_a_batch_of_the_wrong_shape_names_both(self, exported):
         with pytest.raises(ValueError, match=r"takes a batch of shape \[None, 16, 16, 1\]"):
-            deploy.Exported(exported["litert"])(np.zeros((2, 8, 8, 1), "float32"))
+            deploy.ExportedModel(exported["litert"])(np.zeros((2, 8, 8, 1), "float32"))
 
 
 def test_scripts_export_writes_every_format_from_a_keras_file_and_checks_it(model, tmp_path):
@@ -210,15 +211,21 @@ def test_scripts_export_refuses_what_is_not_a_model(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_the_gaussian_head_is_predict_proba_and_survives_its_config(model):
-    embeddings = model.predict(_images(6, seed=9), verbose=0)
-    membership = (model.gaussian_classes[:, None] == model.classes_[None, :]).astype("float32")
-    head = deploy.GaussianHead(model.gaussian_means, membership, model.posterior_sigma)
-    posteriors, known = (np.asarray(t) for t in head(embeddings))
-    np.testing.assert_allclose(posteriors, model.posterior_from_embeddings(embeddings), atol=1e-6)
-    np.testing.assert_allclose(known, model.known_score_from_embeddings(embeddings), rtol=1e-5)
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(head))
-    assert isinstance(clone, deploy.GaussianHead) and clone.sigma == head.sigma
-    np.testing.assert_allclose(np.asarray(clone(embeddings)[0]), posteriors, atol=1e-7)
-    with pytest.raises(ValueError, match=r"means \[G, dim\] and membership \[G, classes\]"):
-        deploy.GaussianHead(model.gaussian_means, membership[:2], 1.0)
+@pytest.mark.parametrize("format", deploy.FORMATS)
+def test_the_model_its_export_and_the_served_head_are_one_classifier(model, exported, format):
+    images = _images(10, seed=9)
+    embeddings = model.predict(images, verbose=0)
+    served = deploy.ExportedModel(exported[format])
+    assert isinstance(served.head, GaussianHead)
+    assert served.head.get_config() | {"name": None} == model.head.get_config() | {"name": None}
+    for name in ("gaussian_means", "gaussian_ids", "gaussian_classes"):
+        np.testing.assert_array_equal(getattr(served.head, name), getattr(model.head, name))
+    want = model.predict_proba(images)
+    np.testing.assert_allclose(model.head.posterior(embeddings), want, atol=1e-6)
+    np.testing.assert_allclose(served(images)["posteriors"], want, atol=1e-5)
+    np.testing.assert_allclose(served.head.posterior(embeddings), want, atol=1e-6)
+    np.testing.assert_allclose(
+        served.head.known_score(embeddings), model.known_score(images), rtol=1e-5
+    )
+    assert served.embedding_dim == model.embedding_dim and served.class_names == NAMES
+    np.testing.assert_allclose(served.predict(images, batch_size=4), embeddings, atol=1e-5)

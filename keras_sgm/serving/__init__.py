@@ -4,7 +4,8 @@ page and the Hugging Face Space around it.
 - `engine`: `ExpressionEngine`, which answers every tab with NumPy arrays and plain values
   (no Gradio), `FaceResult`, `Match`, `AlbumSummary`;
 - `faces`: reading photos safely and finding faces (OpenCV's Haar cascade);
-- `runtime`: `ExportedModel`, an ONNX or LiteRT export served in place of the Keras model;
+- `runtime`: what the app runs a model with (`RUNTIMES`), and where a repo keeps each export
+  (`export_path`; `keras_sgm.deploy.ExportedModel` runs it in place of the Keras model);
 - `default_model`: the model served when none is named (trained once, cached);
 - `examples`: example photos drawn from the synthetic faces;
 - `handlers`: what each button of the page answers, over an engine (no Gradio);

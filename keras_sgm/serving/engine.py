@@ -1,7 +1,7 @@
 """The engine behind the Gradio app: classify faces, retrieve, browse groups, summarize albums.
 
 `ExpressionEngine` holds a trained `SGMModel` (or its ONNX or LiteRT export,
-`keras_sgm.serving.runtime.ExportedModel`), its retrieval gallery (embeddings,
+`keras_sgm.deploy.ExportedModel`), its retrieval gallery (embeddings,
 labels and thumbnails from a keras_sgm Hub repo) and an exact index over it,
 and answers what the app's tabs ask, with NumPy arrays and plain Python
 values, so it can be tested and served without Gradio:
@@ -117,8 +117,8 @@ class ExpressionEngine:
 
     Args:
         model: a trained `keras_sgm.SGMModel` with Gaussians (`fit_gaussians`),
-            or a `keras_sgm.serving.runtime.ExportedModel` (its ONNX or LiteRT
-            export: the crops then go through onnxruntime or LiteRT, not Keras).
+            or a `keras_sgm.deploy.ExportedModel` (its ONNX or LiteRT export: the
+            crops then go through onnxruntime or LiteRT, not Keras).
         gallery: optional `keras_sgm.hub.Gallery` for kNN, retrieval and
             the group browser; thumbnails make the images visible.
         detector: optional `keras_sgm.serving.faces.FaceDetector` (default: a new
@@ -169,6 +169,7 @@ class ExpressionEngine:
     ):
         self.model = model
         self.size, self.channels = _input_size(model)
+        self._exported = _is_export(model)  # the export's graph holds the head too
         self.class_names = _class_names(model, gallery)
         self.detector = faces_lib.FaceDetector() if detector is None else detector
         self.knn_k = int(knn_k)
@@ -214,8 +215,8 @@ class ExpressionEngine:
             return float(given)
         if not self._has_gallery():
             return 0.5
-        posterior = self.model.posterior_from_embeddings(self.gallery.embeddings)
-        answers = self.model.classes_[np.argmax(posterior, axis=1)]
+        posterior = self.model.head.posterior(self.gallery.embeddings)
+        answers = self.model.head.classes_[np.argmax(posterior, axis=1)]
         right = posterior.max(axis=1)[answers == self.gallery.labels]
         if not len(right):
             return 0.5
@@ -225,9 +226,9 @@ class ExpressionEngine:
     def _rejection_level(self, given):
         """`given`; else the model's own `reject_below`; else the known score that
         `UNCERTAIN_SHARE` of the gallery reaches; else None (no face rejected)."""
-        level = self.model.reject_below if given is None else given
+        level = self.model.head.reject_below if given is None else given
         if level is None and self._has_gallery():
-            scores = self.model.known_score_from_embeddings(self.gallery.embeddings)
+            scores = self.model.head.known_score(self.gallery.embeddings)
             level = np.quantile(scores, 1.0 - self.UNCERTAIN_SHARE)
         return None if level is None else float(level)
 
@@ -250,16 +251,15 @@ class ExpressionEngine:
             **kwargs: as for `ExpressionEngine`.
         """
         from keras_sgm import hub
-        from keras_sgm.serving import runtime as runtimes
+        from keras_sgm.deploy import ExportedModel
+        from keras_sgm.serving.runtime import RUNTIMES, export_path
 
-        if runtime not in runtimes.RUNTIMES:
-            raise ValueError(
-                f"Unknown runtime {runtime!r}; choose one of {list(runtimes.RUNTIMES)}."
-            )
+        if runtime not in RUNTIMES:
+            raise ValueError(f"Unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}.")
         repo = hub.load_pretrained(repo_id_or_dir)
         model = repo.model
         if runtime != "keras":
-            model = runtimes.ExportedModel(runtimes.export_path(repo.path, runtime))
+            model = ExportedModel(export_path(repo.path, runtime))
         title = str(repo_id_or_dir)
         if Path(title).is_dir():
             title = Path(title).resolve().name
@@ -274,7 +274,7 @@ class ExpressionEngine:
     @property
     def has_subclasses(self):
         """Whether the model's Gaussians are DGMS sub-classes (more than one for some class)."""
-        return len(self.model.gaussian_ids) > len(self.model.classes_)
+        return len(self.model.head.gaussian_ids) > len(self.model.head.classes_)
 
     def name_of(self, class_id):
         """The name of a class id: `class_names[class_id]`."""
@@ -287,8 +287,8 @@ class ExpressionEngine:
         with the posteriors and known scores too when an export computed them."""
         crops = np.asarray(crops, np.float32).reshape(-1, self.size, self.size, self.channels)
         with self._lock:
-            if hasattr(self.model, "infer"):  # an ExportedModel: its whole graph at once
-                outputs = self.model.infer(crops)
+            if self._exported:  # the whole exported graph at once
+                outputs = self.model(crops)
             else:
                 outputs = {"embedding": np.asarray(self.model.predict_on_batch(crops), np.float32)}
         if not np.all(np.isfinite(outputs["embedding"])):
@@ -301,13 +301,13 @@ class ExpressionEngine:
 
     def _infer(self, crops):
         """Embeddings, class posteriors and known scores of model inputs: one run of an
-        exported graph (`ExportedModel.infer`), or the Keras encoder then the Gaussians."""
+        exported graph, or the Keras encoder then the Gaussian head."""
         outputs = self._forward(crops)
         embeddings = outputs["embedding"]
         if "posteriors" in outputs:
             return embeddings, outputs["posteriors"], outputs["known_score"]
-        posterior = self.model.posterior_from_embeddings(embeddings)
-        return embeddings, posterior, self.model.known_score_from_embeddings(embeddings)
+        head = self.model.head
+        return embeddings, head.posterior(embeddings), head.known_score(embeddings)
 
     def _search(self, embeddings, k):
         with self._lock:
@@ -337,7 +337,7 @@ class ExpressionEngine:
             return []
         embeddings, posterior, known = self._infer(np.stack([f.crop for f in found]))
         votes, decisions = self._knn(embeddings)
-        classes = self.model.classes_
+        classes = self.model.head.classes_
         results = []
         for i, face in enumerate(found):
             order = np.argsort(-posterior[i], kind="stable")
@@ -420,10 +420,11 @@ class ExpressionEngine:
         if rows.size == 0:
             raise ValueError(f"The gallery holds no image of {class_name!r}.")
         emb = self.gallery.embeddings[rows]
-        mine = np.flatnonzero(self.model.gaussian_classes == c)
+        head = self.model.head
+        mine = np.flatnonzero(head.gaussian_classes == c)
         if mine.size > 1:
-            posterior = self.model.gaussian_posterior_from_embeddings(emb, gaussians=mine)
-            sub = self.model.gaussian_ids[mine][np.argmax(posterior, axis=1)]
+            posterior = head.gaussian_posterior(emb, gaussians=mine)
+            sub = head.gaussian_ids[mine][np.argmax(posterior, axis=1)]
             groups, kind = groups_of_labels(emb, sub, top_k=top_k), "DGMS sub-classes"
         else:
             n = int(min(max(int(n_groups), 1), rows.size))
@@ -538,18 +539,24 @@ def _reindex(group, rows):
     )
 
 
+def _is_export(model):
+    from keras_sgm.deploy import ExportedModel
+
+    return isinstance(model, ExportedModel)
+
+
 def _input_size(model):
     """`(size, channels)` of the square gray or RGB images `model` embeds, after checking it
     is an `SGMModel` (or its export) with Gaussians."""
+    from keras_sgm.deploy import ExportedModel
     from keras_sgm.model import SGMModel
-    from keras_sgm.serving.runtime import ExportedModel
 
     if not isinstance(model, (SGMModel, ExportedModel)):
         raise ValueError(
             "model must be a keras_sgm.SGMModel (or an exported one, "
-            f"keras_sgm.serving.runtime.ExportedModel); received {type(model)}."
+            f"keras_sgm.deploy.ExportedModel); received {type(model)}."
         )
-    if len(model.gaussian_ids) == 0:
+    if len(model.head.gaussian_ids) == 0:
         raise ValueError(
             "The model has no Gaussians: call model.fit_gaussians(x_train, y_train) first."
         )
@@ -562,8 +569,8 @@ def _input_size(model):
 def _class_names(model, gallery):
     """The model's class names, extended with `"class c"` for every class id without a name
     (a gallery class without a Gaussian included)."""
-    known = [int(max(model.classes_))]
+    known = [int(max(model.head.classes_))]
     if gallery is not None and len(gallery.labels):
         known.append(int(gallery.labels.max()))
-    names = list(model.class_names or [])
+    names = list(model.head.class_names or [])
     return names + [f"class {c}" for c in range(len(names), max(known) + 1)]
