@@ -204,14 +204,24 @@ def list_bu3dfe(root, min_intensity=1, skips=None):
 class BU3DFE(SubjectSplitBuilder):
     """BU-3DFE's frontal 2D textures, FER+ class order, split by subject.
 
-    Classes: neutral, happiness, surprise, sadness, anger, disgust, fear; FER+
-    `contempt` is absent. Examples: `image` (gray uint8 square), `label` (FER+
-    class), `subject` (e.g. `"F0001"`), `intensity` (int32: 0 for neutral,
-    1..4 otherwise) and `race` (a code of `BU3DFE_RACES`, e.g. `"WH"`).
-    Configs: `48px` (default), `64px`, `96px` (20 % of the subjects as test,
-    every intensity), `48px_intensity3` (the two strongest intensities and
-    neutral) and `48px_fold0of10` ... `48px_fold9of10`; any other via
-    `BU3DFEConfig.make(...)`.
+    The classes are FER+'s but `contempt`, which BU-3DFE does not pose:
+    neutral, happiness, surprise, sadness, anger, disgust and fear.
+
+    Each example holds:
+
+    - `image`: a gray uint8 square;
+    - `label`: its FER+ class;
+    - `subject`: who posed it, e.g. `"F0001"`;
+    - `intensity`: int32, 0 for neutral and 1 to 4 otherwise;
+    - `race`: a code of `BU3DFE_RACES`, e.g. `"WH"`.
+
+    Configs:
+
+    - `48px` (the default), `64px`, `96px`: 20 % of the subjects as test, every
+      intensity;
+    - `48px_intensity3`: the two strongest intensities, and neutral;
+    - `48px_fold0of10` ... `48px_fold9of10`: ten folds by subject;
+    - any other split: `BU3DFEConfig.make(...)`.
 
     Examples:
         >>> import tempfile

@@ -166,12 +166,17 @@ def list_ckplus(root, skips=None):
 class CKPlus(SubjectSplitBuilder):
     """CK+ peak and neutral frames, FER+ class order, split by subject.
 
-    Every FER+ class is present (CK+ has contempt; its neutral examples are
-    the sequences' first frames). Examples: `image` (gray uint8 square),
-    `label` (FER+ class), `subject` (e.g. `"S005"`), `sequence` (e.g.
-    `"S005_001"`). Configs: `48px` (default), `64px`, `96px` (20 % of the
-    subjects as test) and `48px_fold0of10` ... `48px_fold9of10`; any other
-    split via `SubjectSplitConfig.make(...)`.
+    Every FER+ class is present: CK+ poses contempt, and its neutral examples
+    are the first frames of its sequences.
+
+    Each example holds `image` (a gray uint8 square), `label` (its FER+ class),
+    `subject` (who posed it, e.g. `"S005"`) and `sequence` (e.g. `"S005_001"`).
+
+    Configs:
+
+    - `48px` (the default), `64px`, `96px`: 20 % of the subjects as test;
+    - `48px_fold0of10` ... `48px_fold9of10`: ten folds by subject;
+    - any other split: `SubjectSplitConfig.make(...)`.
 
     Examples:
         >>> import tempfile

@@ -138,12 +138,17 @@ def list_jaffe(folder, skips=None):
 class Jaffe(SubjectSplitBuilder):
     """JAFFE's images, FER+ class order, split by subject.
 
-    Classes: neutral, happiness, surprise, sadness, anger, disgust, fear; FER+
-    `contempt` is absent (JAFFE has no contempt pose). Examples: `image` (gray
-    uint8 square), `label` (FER+ class), `subject` (e.g. `"KA"`). Configs:
-    `48px` (default), `64px`, `96px` (20 % of the subjects, i.e. 2 of 10, as
-    test) and `48px_fold0of10` ... `48px_fold9of10` (leave one subject out);
-    any other split via `SubjectSplitConfig.make(...)`.
+    The classes are FER+'s but `contempt`, which JAFFE does not pose: neutral,
+    happiness, surprise, sadness, anger, disgust and fear.
+
+    Each example holds `image` (a gray uint8 square), `label` (its FER+ class)
+    and `subject` (who posed it, e.g. `"KA"`).
+
+    Configs:
+
+    - `48px` (the default), `64px`, `96px`: 20 % of the subjects (2 of 10) as test;
+    - `48px_fold0of10` ... `48px_fold9of10`: leave one subject out;
+    - any other split: `SubjectSplitConfig.make(...)`.
 
     Examples:
         >>> import tempfile
