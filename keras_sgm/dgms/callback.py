@@ -101,6 +101,58 @@ def representation(model, images, kind="features", batch_size=256):
     raise ValueError(f"Unknown representation {kind!r}; choose one of {list(REPRESENTATIONS)}.")
 
 
+def check_settings(
+    every=1,
+    clusters=2,
+    levels=1,
+    schedule="split",
+    max_subclasses=None,
+    min_size=None,
+    representation="pixels",
+    method="kmeans",
+    covariance_type="spherical",
+    pca_dims=64,
+    batch_size=256,
+    names=None,
+):
+    """Refuse `SubclassSplitter` settings it cannot run, with a `ValueError` naming the setting.
+
+    The arguments are the splitter's own, with its defaults. `names` maps an
+    argument to the name its message gives it (`keras_sgm.runs.DGMSConfig`
+    names them as its flags and config files spell them: `dgms_clusters`, ...);
+    by default each argument's own name.
+
+    Examples:
+        >>> check_settings(clusters=3, method="em", covariance_type="full")
+        >>> check_settings(clusters=1, names={"clusters": "dgms_clusters"})
+        Traceback (most recent call last):
+        ...
+        ValueError: dgms_clusters must be an int >= 2; received 1.
+    """
+    names = names or {}
+    for arg, value, low in (("every", every, 1), ("clusters", clusters, 2), ("levels", levels, 0)):
+        if isinstance(value, bool) or int(value) != value or value < low:
+            raise ValueError(f"{names.get(arg, arg)} must be an int >= {low}; received {value!r}.")
+    for arg, value in (
+        ("max_subclasses", max_subclasses),
+        ("min_size", min_size),
+        ("batch_size", batch_size),
+    ):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{names.get(arg, arg)} must be a positive int; received {value!r}.")
+    for arg, value, known in (
+        ("representation", representation, REPRESENTATIONS),
+        ("method", method, METHODS),
+        ("schedule", schedule, SCHEDULES),
+    ):
+        if value not in known:
+            raise ValueError(
+                f"Unknown {names.get(arg, arg)} {value!r}; choose one of {list(known)}."
+            )
+    check_covariance_type(covariance_type, names.get("covariance_type", "covariance_type"))
+    check_pca_dims(pca_dims, names.get("pca_dims", "pca_dims"))
+
+
 class SubclassSplitter(keras.callbacks.Callback):
     """Split classes into sub-classes every few epochs (DGMS, paper section 3.2).
 
@@ -223,29 +275,20 @@ class SubclassSplitter(keras.callbacks.Callback):
         verbose=1,
     ):
         super().__init__()
-        for name, value, low in (
-            ("every", every, 1),
-            ("clusters", clusters, 2),
-            ("levels", levels, 0),
-        ):
-            if isinstance(value, bool) or int(value) != value or value < low:
-                raise ValueError(f"{name} must be an int >= {low}; received {value!r}.")
-        for name, value in (
-            ("max_subclasses", max_subclasses),
-            ("min_size", min_size),
-            ("batch_size", batch_size),
-        ):
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-                raise ValueError(f"{name} must be a positive int; received {value!r}.")
-        if representation not in REPRESENTATIONS:
-            raise ValueError(
-                f"Unknown representation {representation!r}; choose one of {list(REPRESENTATIONS)}."
-            )
-        if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose one of {list(METHODS)}.")
-        if schedule not in SCHEDULES:
-            raise ValueError(f"Unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}.")
-        self.covariance_type = check_covariance_type(covariance_type)
+        check_settings(
+            every=every,
+            clusters=clusters,
+            levels=levels,
+            schedule=schedule,
+            max_subclasses=max_subclasses,
+            min_size=min_size,
+            representation=representation,
+            method=method,
+            covariance_type=covariance_type,
+            pca_dims=pca_dims,
+            batch_size=batch_size,
+        )
+        self.covariance_type = covariance_type
         self.schedule = schedule
         self.sampler = sampler
         self.every, self.clusters, self.levels = int(every), int(clusters), int(levels)
@@ -253,7 +296,7 @@ class SubclassSplitter(keras.callbacks.Callback):
         self.min_size = int(min_size or sampler.samples_per_class)
         self.representation = representation
         self.method = method
-        self.pca_dims = check_pca_dims(pca_dims)
+        self.pca_dims = None if pca_dims is None else int(pca_dims)
         self.seed = int(seed)
         self.state_path = None if state_path is None else Path(state_path)
         self.resume = bool(resume)
