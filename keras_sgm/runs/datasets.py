@@ -7,9 +7,6 @@ import numpy as np
 from keras_sgm.data import digits
 from keras_sgm.data.names import DIGIT_DATASETS, LOCAL_DATASETS
 
-DIGIT_PAIR_NAMES = digits.PAIR_NAMES
-"""The classes of `digit_pairs` and `mnist_pairs` (`keras_sgm.data.digits.PAIR_NAMES`)."""
-
 
 def class_names_of(config):
     """The class names a run on `config` trains on, read without loading any image.
