@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_sgm import viz
 from keras_sgm.evaluation import calibration
-from keras_sgm.evaluation import metrics as evaluation
+from keras_sgm.evaluation.metrics import evaluate_embeddings, knn_scores
 from keras_sgm.evaluation.open_set import open_set_aurocs
 
 
@@ -30,7 +30,7 @@ def classifier_metrics(classifier, test, num_classes, unknown=None):
     """
     probabilities = _softmax(classifier.predict(test[0], verbose=0))
     predicted = np.argmax(probabilities, axis=1)
-    scores = evaluation.knn_scores(test[1], predicted, classes=np.arange(num_classes))
+    scores = knn_scores(test[1], predicted, classes=np.arange(num_classes))
     keys = ("accuracy", "precision", "recall", "f1", "macro_f1")
     values = {f"classifier_{key}": scores[key] for key in keys}
     values["classifier_confusion_matrix"] = scores["confusion_matrix"].tolist()
@@ -119,9 +119,7 @@ def evaluate_model(
     if train_emb is None:
         train_emb = model.predict(train[0], verbose=0)
     test_emb = model.predict(test[0], verbose=0)
-    metrics = evaluation.evaluate_embeddings(
-        train_emb, train[1], test_emb, test[1], knn_k=knn_k, seed=seed
-    )
+    metrics = evaluate_embeddings(train_emb, train[1], test_emb, test[1], knn_k=knn_k, seed=seed)
     if len(model.gaussian_ids):
         predicted = model.classes_[np.argmax(model.posterior_from_embeddings(test_emb), axis=1)]
         metrics["bayes_accuracy"] = float(np.mean(predicted == test[1]))
