@@ -255,4 +255,4 @@ def test_plan_runs_orders_and_places_runs(tmp_path):
     assert single.output == str(tmp_path / "sgm_fmpnet") and single.seed == config.seed
     with pytest.raises(ValueError, match="Seeds must be integers"):
         plan_runs(config, ["sgm"], ["fmpnet"], seeds=[0, 1.5])
-    assert benchmark.METHOD_NAMES["ce"] == "CNN"
+    assert benchmark.METHODS["ce"] == "CNN"

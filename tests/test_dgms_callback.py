@@ -279,6 +279,34 @@ def test_bad_options(kwargs, message):
         SubclassSplitter(sampler, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"every": 0},
+        {"clusters": 1},
+        {"levels": -1},
+        {"max_subclasses": 0},
+        {"representation": "logits"},
+        {"method": "dbscan"},
+        {"schedule": "hierarchical"},
+        {"covariance_type": "round"},
+        {"pca_dims": -1},
+    ],
+)
+def test_a_run_refuses_dgms_settings_in_the_splitters_words(kwargs):
+    """One check (`check_settings`): a run's DGMSConfig names each setting as its flag does."""
+    from keras_sgm.runs import DGMSConfig
+    from keras_sgm.runs.config import DGMS_KEYS
+
+    x, y, _ = _two_mode_classes()
+    with pytest.raises(ValueError) as splitter:
+        SubclassSplitter(ClassBalancedSampler(x, y, samples_per_class=4), **kwargs)
+    with pytest.raises(ValueError) as config:
+        DGMSConfig(**kwargs)
+    (arg,) = kwargs
+    assert str(config.value) == str(splitter.value).replace(arg, DGMS_KEYS[arg], 1)
+
+
 def test_mixture_training_through_a_split():
     x, y, hidden = _two_mode_classes()
     sampler = ClassBalancedSampler(x, y, samples_per_class=4, seed=0)

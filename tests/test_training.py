@@ -155,25 +155,24 @@ class Interrupt(keras.callbacks.Callback):
 
 
 def test_a_run_saved_before_dgms_pca_dims_existed_resumes_as_it_was(tmp_path):
-    import dataclasses
-
     from keras_sgm.runs import RunDir
 
     config = TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": None})
-    saved = dataclasses.asdict(config)
+    saved = config.to_dict()
     del saved["dgms_pca_dims"]  # a config.json written before the setting was added
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    resumed = TrainConfig.resumed(tmp_path)
-    assert resumed.dgms_pca_dims is None  # its splits clustered every column
-    assert RunDir(tmp_path).changed_settings(resumed) == ""
-    changed = RunDir(tmp_path).changed_settings(TrainConfig.resumed(tmp_path, dgms_pca_dims=64))
+    run = RunDir(tmp_path)
+    resumed = run.resumed_config()
+    assert resumed.dgms.pca_dims is None  # its splits clustered every column
+    assert run.changed_settings(resumed) == ""
+    changed = run.changed_settings(run.resumed_config(dgms_pca_dims=64))
     assert changed == "dgms_pca_dims: None -> 64"
-    assert TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": 0}).dgms_pca_dims == 0
+    # 0 is what a flag can say for None
+    assert TrainConfig.from_dict({"dataset": "digits", "dgms_pca_dims": 0}).dgms.pca_dims is None
 
 
 def test_each_method_has_its_embedding_radius_and_config_json_records_it(folder, tmp_path):
-    from keras_sgm.runs import build_models
-    from keras_sgm.runs.rundir import changed_settings
+    from keras_sgm.runs import RunDir, build_models
 
     assert TrainConfig().radius == 2.0 and TrainConfig(method="triplet").radius == 0.0
     assert TrainConfig(method="ce").radius == 0.0
@@ -192,8 +191,10 @@ def test_each_method_has_its_embedding_radius_and_config_json_records_it(folder,
     # a config.json written when null meant "unnormalised" is read as it was meant
     saved = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**saved, "embedding_radius": None}))
-    assert "embedding_radius: 0.0 -> 2.0" in changed_settings(TrainConfig(**saved), out)
-    assert TrainConfig.resumed(out).radius == 0.0
+    assert "embedding_radius: 0.0 -> 2.0" in RunDir(out).changed_settings(
+        TrainConfig.from_dict(saved)
+    )
+    assert RunDir(out).resumed_config().radius == 0.0
 
 
 def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
@@ -201,10 +202,9 @@ def test_resume_continues_from_the_last_finished_epoch(folder, tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(_config(folder, out, epochs=4), callbacks=[Interrupt()])
     assert (out / "backup").is_dir() and not (out / "metrics.json").exists()
-    from keras_sgm.runs import training_data
-    from keras_sgm.runs.rundir import finished_epochs
+    from keras_sgm.runs import RunDir, training_data
 
-    assert finished_epochs(out) == 2
+    assert RunDir(out).finished_epochs() == 2
     # the resumed epochs draw a new order instead of replaying the first epoch's
     config = TrainConfig.from_dict(_config(folder, out))
     split = load_splits(config)[0]
@@ -547,15 +547,36 @@ def test_dgms_run_finds_the_hidden_digits_and_resumes_in_its_phase(tmp_path):
         ({"dgms_levels": 1, "method": "ce"}, "metric loss"),
         ({"dgms_levels": 1, "dgms_representation": "logits"}, "logits"),
         ({"dgms_levels": 1, "dgms_clusters": 1}, "dgms_clusters"),
-        (
-            {"dgms_levels": 1, "dgms_pca_dims": -1},
-            r"dgms_pca_dims \(or 0: every column\) must be a positive int",
-        ),
+        ({"dgms_levels": 1, "dgms_pca_dims": -1}, "dgms_pca_dims must be a positive int or None"),
+        ({"dgms_covariance": "round"}, r"Unknown dgms_covariance 'round'.*'full'"),
+        ({"dgms_max_subclasses": 0}, "dgms_max_subclasses must be a positive int; received 0"),
+        ({"dgms_levels": 1, "dgms_loss": "sum"}, r"Unknown dgms_loss 'sum'"),
     ],
 )
 def test_bad_dgms_settings(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict({"dataset": "digits", **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, derived",
+    [
+        ({}, (False, 0.0, "subclass")),
+        ({"dgms_levels": 1, "dgms_loss": "mixture"}, (True, 0.0, "mixture")),
+        ({"dgms_levels": 1, "dgms_loss": "both"}, (True, 1.0, "both")),
+        ({"dgms_levels": 1, "dgms_loss": "both", "method": "triplet"}, (False, 0.0, "subclass")),
+        ({"dgms_levels": 0, "dgms_loss": "both"}, (False, 0.0, "subclass")),
+    ],
+)
+def test_the_dgms_loss_a_run_trains_with_is_derived_from_its_config(changes, derived):
+    config = TrainConfig.from_dict({"dataset": "digits", "epochs": 4, **changes})
+    assert (config.trains_mixture, config.subclass_weight, config.trained_dgms_loss) == derived
+    assert config.dgms.enabled == bool(changes.get("dgms_levels"))
+
+
+def test_a_dgms_typo_is_refused_even_when_dgms_is_off():
+    with pytest.raises(ValueError, match=r"Unknown dgms_method 'kmean'"):
+        TrainConfig.from_dict({"dataset": "digits", "dgms_method": "kmean"})
 
 
 @pytest.mark.parametrize("name", ["paper.yaml", "paper_dgms.yaml"])
@@ -565,10 +586,10 @@ def test_shipped_configs_are_valid(name):
     config = TrainConfig.from_dict({**values, "dataset": "ferplus", "data_dir": "/data/ferplus"})
     assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
     if name == "paper_dgms.yaml":  # the authors' code: 2, 3, 4 groups of the embedding, by EM
-        assert (config.dgms_schedule, config.dgms_representation) == ("recluster", "embedding")
-        assert (config.dgms_method, config.dgms_covariance) == ("em", "full")
-        assert config.dgms_loss == "subclass" and config.dgms_levels == 3
-        assert config.dgms_every * 3 < config.epochs
+        assert (config.dgms.schedule, config.dgms.representation) == ("recluster", "embedding")
+        assert (config.dgms.method, config.dgms.covariance_type) == ("em", "full")
+        assert config.dgms_loss == "subclass" and config.dgms.levels == 3
+        assert config.dgms.every * 3 < config.epochs and config.dgms.pca_dims is None
 
 
 def test_paper_dgms_config_runs_the_authors_schedule(tmp_path):

@@ -47,12 +47,13 @@ def test_the_validation_split_and_the_held_out_class(tmp_path):
 
 def test_a_run_calibrates_saves_the_sigma_and_scores_unknowns(runs):
     config, metrics = runs["sgm"]
-    held = metrics["held_out"]
-    sigma = held["calibration"]["sigma"]
-    assert sigma > 0 and held["calibration"]["nll_after"] <= held["calibration"]["nll_before"]
+    fit = metrics["calibration_fit"]  # what the validation split fitted
+    assert "held_out" not in metrics  # its name before: what it holds is the fit
+    sigma = fit["sigma"]
+    assert sigma > 0 and fit["nll_after"] <= fit["nll_before"] and fit["validation_images"] > 0
     model = keras.saving.load_model(f"{config.output}/model.keras")
     assert model.posterior_sigma == pytest.approx(sigma) and model.sigma == config.sigma
-    assert model.reject_below == pytest.approx(held["reject_below"])
+    assert model.reject_below == pytest.approx(fit["reject_below"])
     assert metrics["posterior_sigma"] == pytest.approx(sigma)
     for key in ("bayes", "knn"):
         scores = metrics["calibration"][key]
@@ -83,7 +84,7 @@ def test_the_softmax_cnn_is_scored_alike_and_the_tables_show_both(runs):
 def test_a_run_without_a_validation_split_says_why_it_is_not_calibrated(tmp_path):
     config = _config(tmp_path, "plain", val_fraction=0.0, holdout_classes=None)
     metrics = train(config)
-    assert "no validation split" in metrics["held_out"]["skipped"]
+    assert "no validation split" in metrics["calibration_fit"]["skipped"]
     assert keras.saving.load_model(f"{config.output}/model.keras").posterior_sigma is None
     assert "held_out_class" not in metrics["open_set"]
 

@@ -1,6 +1,7 @@
 """Training runs: one owner of "a run", from its settings to its folder of results.
 
-- `config`: `TrainConfig` (every setting; from a dict or a YAML/JSON file);
+- `config`: `TrainConfig` (every setting; its DGMS group `DGMSConfig`; one flat
+  dict form for config.json, config files and flags);
 - `datasets`: a config's splits as arrays, and its class names;
 - `rundir`: `RunDir`, the one place that knows a run folder's files, resume and
   overwrite checks; every file written atomically;
@@ -18,6 +19,7 @@ from keras_sgm.runs.config import (
     DEFAULT_EMBEDDING_RADIUS,
     DGMS_LOSSES,
     METHODS,
+    DGMSConfig,
     TrainConfig,
     read_settings_file,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_EMBEDDING_RADIUS",
     "DGMS_LOSSES",
+    "DGMSConfig",
     "METHODS",
     "RunDir",
     "TrainConfig",

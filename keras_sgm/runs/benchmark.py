@@ -27,18 +27,19 @@ Reference:
 import dataclasses
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_sgm._files import write_json
+from keras_sgm.data.expressions import expression_key
 from keras_sgm.data.names import DATASETS
+from keras_sgm.evaluation.metrics import cluster_f1, kmeans_clusters, nmi
 from keras_sgm.evaluation.open_set import KINDS
 from keras_sgm.runs.config import METHODS, TrainConfig
 from keras_sgm.runs.datasets import class_names_of, load_test_split
 from keras_sgm.runs.rundir import RunDir
 from keras_sgm.runs.training import train
-
-METHOD_NAMES = METHODS
-"""How the tables name each method (the paper's names)."""
+from keras_sgm.viz import plot_f1_vs_k_comparison, plot_retrieval_comparison
 
 ARCH_NAMES = {
     "fmpnet": "FMPNet",
@@ -158,14 +159,7 @@ def plan_runs(config, methods, archs, seeds=None):
                 out = root / f"{method}_{arch}"
                 if per_seed:
                     out = out / f"seed_{seed}"
-                values = {
-                    **dataclasses.asdict(config),
-                    "method": method,
-                    "arch": arch,
-                    "seed": seed,
-                    "output": str(out),
-                }
-                runs.append(TrainConfig.from_dict(values))
+                runs.append(config.updated(method=method, arch=arch, seed=seed, output=str(out)))
     return runs
 
 
@@ -189,8 +183,6 @@ def match_classes(eval_names, eval_labels, model_names, label):
         >>> match_classes(["Happy", "sad"], [0, 1, 1], ["sadness", "happiness"], "mine").tolist()
         [1, 0, 0]
     """
-    from keras_sgm.data.expressions import expression_key
-
     keys = [expression_key(n) for n in model_names]
     doubled = sorted({k for k in keys if keys.count(k) > 1})
     if doubled:
@@ -220,14 +212,12 @@ def cross_domain_scores(model, images, labels, seed=0):
 
     k is the number of classes in `labels`.
     """
-    from keras_sgm import evaluation
-
     embeddings = model.predict(images, verbose=0)
     k = int(np.unique(labels).size)
-    clusters = evaluation.kmeans_clusters(embeddings, k, seed=seed)
+    clusters = kmeans_clusters(embeddings, k, seed=seed)
     return {
-        "nmi": evaluation.nmi(labels, clusters),
-        "cluster_f1": evaluation.cluster_f1(labels, clusters),
+        "nmi": nmi(labels, clusters),
+        "cluster_f1": cluster_f1(labels, clusters),
         "k": k,
         "examples": int(len(labels)),
     }
@@ -307,8 +297,6 @@ def run_benchmark(config, methods, archs, seeds=None, eval_datasets=()):
         label: load_eval_set(spec, config, model_names, label) for spec, label in zip(specs, labels)
     }
 
-    import keras
-
     results = []
     for run in runs:
         metrics = _train_or_reuse(run)
@@ -353,7 +341,7 @@ def _seeds(group):
 
 
 def _names(method, arch):
-    return METHOD_NAMES.get(method, method), ARCH_NAMES.get(arch, arch)
+    return METHODS.get(method, method), ARCH_NAMES.get(arch, arch)
 
 
 def benchmark_markdown(results, config, eval_labels=(), figures=(), root=None):
@@ -559,11 +547,9 @@ def write_figures(results, folder):
     Returns:
         The paths written: `retrieval_<arch>.png` and `f1_vs_k_<arch>.png`.
     """
-    from keras_sgm import viz
-
     by_arch = {}
     for (method, arch), group in _groups(results).items():
-        label = METHOD_NAMES.get(method, method) + (" features" if method == "ce" else "")
+        label = METHODS.get(method, method) + (" features" if method == "ce" else "")
         by_arch.setdefault(arch, {})[label] = group
     written = []
     for arch, methods in by_arch.items():
@@ -576,9 +562,7 @@ def write_figures(results, folder):
         title = ARCH_NAMES.get(arch, arch)
         if retrieval:
             written.append(
-                viz.plot_retrieval_comparison(
-                    retrieval, Path(folder) / f"retrieval_{arch}.png", title
-                )
+                plot_retrieval_comparison(retrieval, Path(folder) / f"retrieval_{arch}.png", title)
             )
-        written.append(viz.plot_f1_vs_k_comparison(f1, Path(folder) / f"f1_vs_k_{arch}.png", title))
+        written.append(plot_f1_vs_k_comparison(f1, Path(folder) / f"f1_vs_k_{arch}.png", title))
     return written

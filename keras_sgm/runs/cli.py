@@ -1,24 +1,26 @@
-"""The command line of a run: one flag per `TrainConfig` field, a config file, and KEY=VALUE.
+"""The command line of a run: one flag per setting, a config file, and KEY=VALUE.
 
 `scripts/train.py`, `scripts/benchmark.py` and `scripts/dgms_study.py` build
 their parsers here, so a setting added to `TrainConfig` is a flag of every one.
+The flags are the keys of the config's flat dict (`SETTINGS`): `--samples-per-class`
+is `samples_per_class`, `--dgms-levels` the DGMS group's `levels`.
 """
 
 import argparse
-import dataclasses
 
-from keras_sgm.runs.config import TrainConfig, field_type, read_settings_file
+from keras_sgm.runs.config import SETTINGS, TrainConfig, field_type, read_settings_file
+from keras_sgm.runs.rundir import RunDir
 
 
 def add_config_flags(parser):
-    """Add `--config FILE` and one `--flag` per `TrainConfig` field to `parser`; returns it.
+    """Add `--config FILE` and one `--flag` per setting (`SETTINGS`) to `parser`; returns it.
 
     Every flag defaults to None (unset), so a config file's value stands unless
     a flag is given; booleans are `store_true`.
     """
     parser.add_argument("--config", help="YAML or JSON file of settings")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
+    for key, field in SETTINGS.items():
+        flag = "--" + key.replace("_", "-")
         kind = field_type(field)
         if kind is bool:
             parser.add_argument(flag, action="store_true", default=None)
@@ -38,7 +40,7 @@ def config_parser(doc):
 
 
 def config_values(args):
-    """The settings of parsed `args` (a dict): the config file's, the flags given on top.
+    """The settings of parsed `args` (a flat dict): the config file's, the flags given on top.
 
     The `config` key is consumed; keys whose value is None (flags not given) are dropped.
     """
@@ -53,18 +55,18 @@ def config_from_args(args, **defaults):
     """The `TrainConfig` of parsed `args` (`config_values`), `defaults` beneath them.
 
     With `resume`, the interrupted run in `output` is continued with its own
-    saved settings (`TrainConfig.resumed`): the flags may only extend it.
+    saved settings (`RunDir.resumed_config`): the flags may only extend it.
     """
     values = {**defaults, **config_values(args)}
     if values.get("resume"):
         output = values.pop("output", TrainConfig.output)
-        return TrainConfig.resumed(output, **values)
+        return RunDir(output).resumed_config(**values)
     return TrainConfig.from_dict(values)
 
 
 def with_settings(base, pairs):
-    """`base` with `["key=value", ...]` applied, typed and checked by `TrainConfig.from_dict`."""
-    kinds = {field.name: field_type(field) for field in dataclasses.fields(TrainConfig)}
+    """`base` with `["key=value", ...]` applied, typed and checked by `TrainConfig.updated`."""
+    kinds = {key: field_type(field) for key, field in SETTINGS.items()}
     changes = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -75,4 +77,4 @@ def with_settings(base, pairs):
         elif kinds.get(key) is bool and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         changes[key] = value
-    return TrainConfig.from_dict({**dataclasses.asdict(base), **changes})
+    return base.updated(**changes)

@@ -1,9 +1,11 @@
-"""The settings of a training run: `TrainConfig`, the names it accepts, and config files.
+"""The settings of a training run: `TrainConfig`, its DGMS group `DGMSConfig`, and their dict form.
 
-`TrainConfig` holds every setting of `keras_sgm.runs.train`; it is built from
-keyword arguments, a dict (`from_dict`, unknown keys refused by name) or a YAML
-or JSON file (`from_file`, strictly typed). `scripts/train.py` turns each field
-into a flag (`keras_sgm.runs.cli`).
+A config has one dict form, flat (`TrainConfig.to_dict`, read back by
+`TrainConfig.from_dict`): one key per setting, the DGMS group's as
+`dgms_<name>` keys. It is what a run's `config.json` holds, what a YAML or
+JSON config file holds (`read_settings_file`), and what `scripts/train.py`'s
+flags name (`keras_sgm.runs.cli`). `TrainConfig.from_saved` reads a
+`config.json` of any earlier run as it was meant.
 """
 
 import dataclasses
@@ -12,8 +14,12 @@ import typing
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from keras_sgm.backbones import available as available_archs
 from keras_sgm.data.names import DATASETS, LOCAL_DATASETS
+from keras_sgm.dgms.callback import check_settings
+from keras_sgm.distribute.strategy import check_strategy
 
 METHODS = {
     "sgm": "SGMLoss",
@@ -44,80 +50,133 @@ PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a run may train under (None: float32)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class DGMSConfig:
+    """DGMS sub-class splitting of a run: the settings of its `keras_sgm.dgms.SubclassSplitter`.
+
+    Every field is the splitter's keyword argument of that name, checked as the
+    splitter checks it (`keras_sgm.dgms.callback.check_settings`) when the
+    group is made; `kwargs` builds the splitter. In a flat dict, a config file,
+    `config.json` and on the command line each field is a `dgms_<name>` key
+    (`DGMS_KEYS`; `covariance_type` is `dgms_covariance`), and `dgms_pca_dims`
+    0 means None. What each setting does, and what was measured, is in
+    docs/dgms.md.
+
+    Attributes:
+        levels: int, default 0; the number of splits (0: no DGMS).
+        clusters: int >= 2, default 2; the groups each split asks per (sub-)class.
+        every: int, default 1; epochs between splits.
+        max_subclasses: optional int; the most sub-classes one class may reach.
+        representation: str, default `"pixels"`; what is clustered:
+            `"pixels"`, `"features"` or `"embedding"`.
+        method: str, default `"kmeans"`, or `"em"` (a Gaussian mixture).
+        schedule: str, default `"split"` (each sub-class again), or
+            `"recluster"` (each class afresh, one more group per level).
+        covariance_type: str, default `"spherical"`; the covariances of EM.
+        pca_dims: optional int, default 64; the principal components a class
+            is clustered in (None: every column).
+
+    Examples:
+        >>> DGMSConfig(levels=2, clusters=3).kwargs["clusters"]
+        3
+        >>> DGMSConfig(clusters=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: dgms_clusters must be an int >= 2; received 1.
+    """
+
+    levels: int = 0
+    clusters: int = 2
+    every: int = 1
+    max_subclasses: int | None = None
+    representation: str = "pixels"
+    method: str = "kmeans"
+    schedule: str = "split"
+    covariance_type: str = "spherical"
+    pca_dims: int | None = 64
+
+    def __post_init__(self):
+        check_settings(**self.kwargs, names=DGMS_KEYS)
+
+    @property
+    def kwargs(self):
+        """The splitter's keyword arguments: `SubclassSplitter(sampler, **dgms.kwargs, ...)`."""
+        return dataclasses.asdict(self)
+
+    @property
+    def enabled(self):
+        """Whether the run splits at all (`levels` > 0)."""
+        return self.levels > 0
+
+
+DGMS_KEYS = {field.name: f"dgms_{field.name}" for field in dataclasses.fields(DGMSConfig)} | {
+    "covariance_type": "dgms_covariance"
+}
+"""`DGMSConfig` field -> its key in a flat dict, a config file and `config.json` (and its flag)."""
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Every setting of a training run; the defaults are a short CPU example on synthetic faces.
+    """Every setting of a training run (`keras_sgm.runs.train`).
 
-    The paper's settings are Adam at 1e-4, 30 samples per class, 64-d
-    embeddings, 48x48 gray faces (see `configs/`).
+    The defaults are a short CPU example on the synthetic faces;
+    `configs/paper.yaml` holds the paper's settings. A config is built from
+    keyword arguments, a flat dict (`from_dict`), a YAML or JSON file
+    (`from_file`) or a run's `config.json` (`from_saved`); `to_dict` gives its
+    flat dict. Every flag is in docs/training.md; the studies behind the
+    defaults are docs/sgm_on_real_images.md (the embedding's sphere, the DGMS
+    losses, calibration) and docs/dgms.md (what DGMS clusters).
 
-    `dropout` (fully connected layers of fmpnet, cvgg13 and alexnet; the
-    ResNets have none) defaults to 0: SGMLoss's class means include each
-    sample, which rewards sample-specific noise, and with dropout 0.5 the
-    example learned nothing (measured on the synthetic faces; see the
-    `sgm_loss` docstring and `leave_one_out`).
+    Attributes:
+        dataset: str, default `"synthetic_faces"`; a name of `DATASETS`.
+        data_dir: optional str; an image folder's root (`DATA_DIR/train/<class>/*`)
+            or a named dataset's manual download.
+        tfds_dir: optional str; where TFDS keeps prepared data.
+        dataset_config: optional str; the TFDS builder config (`"48px_fold3of10"`);
+            a `*_probability` one trains on FER+'s vote distributions (`soft_labels`).
+        method: str, default `"sgm"`; one of `METHODS`.
+        arch: str, default `"fmpnet"`; one of `keras_sgm.backbones.available()`.
+        epochs: int, default 3.
+        embedding_dim: int, default 64.
+        embedding_radius: optional float; the radius of the embedding's sphere, 0
+            for none, None for the method's (`DEFAULT_EMBEDDING_RADIUS`, `radius`).
+        dropout: float in [0, 1), default 0; of `fmpnet`'s, `cvgg13`'s and `alexnet`'s
+            fully connected layers.
+        sigma: float, default 1; SGMLoss's and the Gaussians' sigma.
+        leave_one_out: bool, default False; SGMLoss's class means leave the sample out.
+        margin: float, default 0.2; the triplet loss's margin.
+        mining: str, default `"batch_hard"`; the triplet loss's mining.
+        samples_per_class: int, default 8; examples of each class in a balanced batch.
+        classes_per_batch: optional int; the classes of a batch (None: all).
+        image_size: int, default 48; the side of the square input images.
+        channels: int, default 1 (gray), or 3 (RGB).
+        learning_rate: float, default 1e-4; Adam's.
+        augment: bool, default False; augment every method's training batches
+            (`keras_sgm.data.augmenter`).
+        max_train_samples: optional int; train on a random subset this large.
+        skip_unreadable: bool, default False; skip an image folder's unreadable files.
+        val_fraction: float in [0, 0.5], default 0; the share of each class held out
+            for validation (which calibrates the posteriors) when the dataset has none.
+        holdout_classes: optional str; comma-separated classes left out of training,
+            scored as unknown inputs (`metrics["open_set"]`).
+        knn_k: int, default 11; the K of the kNN metrics.
+        dgms: `DGMSConfig`; DGMS sub-class splitting (none by default).
+        dgms_loss: str, default `"subclass"`; how SGMLoss trains on DGMS sub-classes,
+            one of `DGMS_LOSSES`.
+        strategy: str, default `"none"`, `"mirrored"` or `"multiworker"`
+            (`keras_sgm.distribute`).
+        replicas: optional int >= 2; logical CPU devices of `"mirrored"`.
+        mixed_precision: optional str; the backbone's Keras dtype policy (`PRECISIONS`).
+        seed: int, default 0.
+        output: str, default `"runs/train"`; the run's folder (`RunDir`).
+        resume: bool, default False; continue the interrupted run in `output`.
+        overwrite: bool, default False; replace the run in `output`.
+        verbose: int, default 1; Keras' verbosity.
 
-    `dgms_levels` > 0 turns on DGMS sub-class splitting
-    (`keras_sgm.dgms.SubclassSplitter`): every `dgms_every` epochs, up to
-    `dgms_levels` times, each (sub-)class is split into `dgms_clusters`
-    groups of its `dgms_representation` (default `"pixels"`, which matched
-    hidden sub-groups best: SGMLoss collapses them in the embedding; see
-    `keras_sgm.runs.dgms_study`), clustered in its top `dgms_pca_dims`
-    principal components per class (default 64; 0 or None: every column).
-    `dgms_schedule="recluster"` instead re-clusters every original class
-    into `dgms_clusters`, then one more, ... groups per level (2, 3, 4 with
-    the defaults and 3 levels), as the paper's authors did;
-    `dgms_method="em"` with `dgms_covariance="full"` is their
-    full-covariance Gaussian mixture (`configs/paper_dgms.yaml` runs all of
-    it on the embedding with `dgms_loss="subclass"`).
-    `dgms_loss="subclass"` (default) treats every sub-class as a class
-    (triplet runs always do): the only loss whose final embedding keeps the
-    sub-classes (mnist_pairs, 3 seeds: NMI against the hidden digits 0.67 with
-    pixels, 0.80 with features, against 0.006 for `"mixture"`;
-    docs/sgm_on_real_images.md). `"mixture"` (SGMLoss only) trains each class
-    as the mixture of its sub-classes' Gaussians, which lets the sub-classes
-    collapse into one; `"both"` sums the two (SGMLoss's `subclass_weight=1`).
-    An epoch keeps the number of batches of the first labelling; with the
-    default `classes_per_batch=None` every batch holds every sub-class, so
-    batches (and epochs) grow `dgms_clusters` times per level, and every
-    batch still holds every class.
-
-    `augment` passes every method's training batches through the same
-    random horizontal flips, small shifts, zooms (crops) and rotations
-    (`keras_sgm.data.augmenter`, Keras preprocessing layers in `tf.data`).
-    Off by default: the paper trains without it.
-
-    `embedding_radius` puts the embedding on a sphere of that radius
-    (`keras_sgm.backbones.on_sphere`); 0 leaves it unnormalised; None (default)
-    takes the method's default (`DEFAULT_EMBEDDING_RADIUS`): 2 for SGMLoss, whose
-    fixed sigma otherwise meets whatever scale the backbone starts at (uniform
-    posteriors for FMPNet, saturated ones for ResNet18), 0 for triplet loss and
-    the softmax CNN. config.json records the value used.
-
-    A validation split (the dataset's own, or `val_fraction` of each training
-    class when it has none) calibrates the model's posteriors
-    (`SGMModel.calibrate`, a test-time sigma) and chooses the threshold below
-    which an input is "unknown" (`SGMModel.fit_reject_threshold`, 95% of the
-    validation inputs kept). `holdout_classes` (comma-separated class names or
-    ids) leaves those classes out of training, validation and the closed-set
-    test metrics; their test images are the held-out unknowns of
-    `metrics["open_set"]`.
-
-    An image folder with unreadable files is refused, every bad file named;
-    `skip_unreadable` trains without them (warning with their count and names).
-
-    A `dataset_config` ending in `_probability` (FER+'s vote distributions)
-    trains SGMLoss and the softmax CNN on the distributions as soft labels,
-    batches balanced on their majority; triplet loss trains on the majority.
-
-    `strategy` trains on several replicas with `tf.distribute`
-    (`keras_sgm.distribute`): `"mirrored"` (the GPUs of this machine, or
-    `replicas` logical CPU devices) or `"multiworker"` (`TF_CONFIG`), with
-    `SGMModel(cross_replica=True)`; `samples_per_class` must divide among the
-    replicas. On a multi-worker run the chief writes `output`, and worker `i`
-    its own `output/workers/worker_i/`. `mixed_precision` (`"mixed_float16"`
-    or `"mixed_bfloat16"`) computes the backbone in 16 bits; the embedding
-    head and SGMLoss stay in float32.
+    Examples:
+        >>> config = TrainConfig.from_dict({"method": "triplet", "dgms_levels": 1})
+        >>> config.dgms.levels, config.radius, config.to_dict()["dgms_levels"]
+        (1, 0.0, 1)
     """
 
     dataset: str = "synthetic_faces"
@@ -145,15 +204,7 @@ class TrainConfig:
     val_fraction: float = 0.0
     holdout_classes: str | None = None
     knn_k: int = 11
-    dgms_levels: int = 0
-    dgms_clusters: int = 2
-    dgms_every: int = 1
-    dgms_max_subclasses: int | None = None
-    dgms_representation: str = "pixels"
-    dgms_method: str = "kmeans"
-    dgms_schedule: str = "split"
-    dgms_covariance: str = "spherical"
-    dgms_pca_dims: int | None = 64
+    dgms: DGMSConfig = dataclasses.field(default_factory=DGMSConfig)
     dgms_loss: str = "subclass"
     strategy: str = "none"
     replicas: int | None = None
@@ -164,49 +215,61 @@ class TrainConfig:
     overwrite: bool = False
     verbose: int = 1
 
+    # ------------------------------------------------------------ dict form
     @classmethod
     def from_dict(cls, values):
-        """Build a config from a mapping, refusing unknown keys by name."""
-        fields = {f.name: field_type(f) for f in dataclasses.fields(cls)}
+        """The config of a mapping of settings, typed and validated; unknown keys refused by name.
+
+        `values` is flat, as `to_dict` writes it; a `dgms` entry (a `DGMSConfig`
+        or a mapping of its fields, as `dataclasses.asdict` gives) is read
+        too, flat `dgms_*` keys on top of it.
+        """
+        values = _flat(values)
         _check_known_keys(values)
-        typed = {}
-        for key, value in values.items():
-            kind = fields[key]
-            if value is None or isinstance(value, kind):
-                typed[key] = value
-            elif kind is bool or (
-                kind is int and isinstance(value, float) and not value.is_integer()
-            ):
-                raise ValueError(f"Config key {key!r} needs a {kind.__name__}; received {value!r}.")
+        typed = {key: _typed(key, value) for key, value in values.items()}
+        dgms = {field: typed.pop(key) for field, key in DGMS_KEYS.items() if key in typed}
+        if dgms.get("pca_dims") == 0:  # what a flag can say for None: every column
+            dgms["pca_dims"] = None
+        return cls(**typed, dgms=DGMSConfig(**dgms)).validated()
+
+    def to_dict(self):
+        """Every setting in a flat dict, in field order, the DGMS group's as `DGMS_KEYS`.
+
+        It is what `config.json` holds; `from_dict` (and `from_saved`) read it back.
+        """
+        values = {}
+        for field in dataclasses.fields(self):
+            if field.name == "dgms":
+                values.update({DGMS_KEYS[k]: v for k, v in self.dgms.kwargs.items()})
             else:
-                try:
-                    typed[key] = kind(value)
-                except (TypeError, ValueError) as error:
-                    raise ValueError(
-                        f"Config key {key!r} needs a {kind.__name__}; received {value!r}."
-                    ) from error
-        return cls(**typed).validated()
+                values[field.name] = getattr(self, field.name)
+        return values
+
+    @classmethod
+    def from_saved(cls, values, **changes):
+        """The config a run's `config.json` holds (`values`), flat `changes` on top.
+
+        A file of any earlier run reads as it was meant: a setting it lacks takes
+        the value it had before the setting was added (`_BEFORE_ADDED`), and an
+        `embedding_radius` of null, written before each method had its own
+        default, means unnormalised (0).
+        """
+        saved = {**_BEFORE_ADDED, **_flat(values)}
+        if saved.get("embedding_radius") is None:
+            saved["embedding_radius"] = 0.0
+        return cls.from_dict({**saved, **changes})
 
     @classmethod
     def from_file(cls, path, **overrides):
         """The config of a YAML or JSON file (`read_settings_file`), `overrides` on top."""
         return cls.from_dict({**read_settings_file(path), **overrides})
 
-    @classmethod
-    def resumed(cls, output, **changes):
-        """The config of the interrupted run in `output`, with `changes` on top and `resume=True`.
+    def updated(self, **settings):
+        """This config with `settings` (flat keys, as `to_dict` names them) on top, typed and
+        validated by `from_dict`."""
+        return type(self).from_dict({**self.to_dict(), **settings})
 
-        Only `epochs`, `verbose` (and `overwrite`) may change; `train` refuses others.
-        """
-        from keras_sgm.runs.rundir import RunDir
-
-        run = RunDir(output)
-        if not run.config_path.is_file():
-            raise ValueError(f"Nothing to resume in {output}: no config.json of an earlier run.")
-        return cls.from_dict(
-            {**run.read_config(), **changes, "output": str(output), "resume": True}
-        )
-
+    # ----------------------------------------------------- derived settings
     @property
     def radius(self):
         """The embedding's radius this run uses: `embedding_radius`, else the method's
@@ -215,26 +278,54 @@ class TrainConfig:
             return float(self.embedding_radius)
         return DEFAULT_EMBEDDING_RADIUS.get(self.method, 0.0)
 
+    @property
+    def soft_labels(self):
+        """Whether the dataset config holds label distributions (FER+ `*_probability`)."""
+        return bool(self.dataset_config) and self.dataset_config.endswith("_probability")
+
+    @property
+    def trains_on_soft_labels(self):
+        """Whether the model trains on the label distributions (triplet loss needs the majority)."""
+        return self.soft_labels and self.method != "triplet"
+
+    @property
+    def trains_mixture(self):
+        """Whether SGMLoss trains each class as the mixture of its DGMS sub-classes, on
+        (sub-class, class) pairs (`dgms_loss` `"mixture"` or `"both"`)."""
+        return self.dgms.enabled and self.method == "sgm" and self.dgms_loss in ("mixture", "both")
+
+    @property
+    def subclass_weight(self):
+        """SGMLoss's `subclass_weight`: 1 where `dgms_loss="both"` adds the sub-class term to the
+        mixture, else 0."""
+        return 1.0 if self.trains_mixture and self.dgms_loss == "both" else 0.0
+
+    @property
+    def trained_dgms_loss(self):
+        """The DGMS loss the run trains with: `dgms_loss` for SGMLoss, `"subclass"` for triplet
+        loss (every sub-class a class of its own)."""
+        return self.dgms_loss if self.trains_mixture else "subclass"
+
+    @property
+    def distributed(self):
+        """Whether the run trains under a `tf.distribute` strategy."""
+        return self.strategy != "none"
+
     def resolved(self):
         """This config with every default that depends on another setting made explicit
         (what config.json records, so a saved run says what it trained)."""
         return dataclasses.replace(self, embedding_radius=self.radius)
 
-    @property
-    def soft_labels(self):
-        """Whether the dataset config trains on label distributions (FER+ `*_probability`)."""
-        return bool(self.dataset_config) and self.dataset_config.endswith("_probability")
-
+    # ----------------------------------------------------------- validation
     def validated(self):
-        from keras_sgm import backbones
-
+        """This config, or a `ValueError` naming the first setting it cannot train with."""
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}; choose one of {list(METHODS)}.")
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}; choose one of {list(DATASETS)}.")
-        if self.arch not in backbones.available():
+        if self.arch not in available_archs():
             raise ValueError(
-                f"Unknown arch {self.arch!r}; choose one of {list(backbones.available())}."
+                f"Unknown arch {self.arch!r}; choose one of {list(available_archs())}."
             )
         if self.dataset == "image_folder" and not self.data_dir:
             raise ValueError("dataset 'image_folder' needs data_dir (DATA_DIR/train/<class>/*).")
@@ -273,16 +364,8 @@ class TrainConfig:
             raise ValueError(f"channels must be 1 (gray) or 3 (RGB); received {self.channels}.")
         if self.dataset_config and self.dataset in LOCAL_DATASETS:
             raise ValueError(f"dataset_config applies to TFDS datasets, not {self.dataset!r}.")
-        if self.soft_labels and self.dgms_levels:
-            raise ValueError(
-                f"dataset_config {self.dataset_config!r} trains on vote distributions (soft "
-                "labels); DGMS splits need hard labels: use the majority config (e.g. '48px') "
-                "with dgms_levels > 0."
-            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); received {self.dropout}.")
-        from keras_sgm.distribute.strategy import check_strategy
-
         check_strategy(self.strategy, self.replicas)
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(
@@ -293,70 +376,107 @@ class TrainConfig:
         return self
 
     def _validate_dgms(self):
-        from keras_sgm.dgms import REPRESENTATIONS, SCHEDULES
-        from keras_sgm.dgms.split import METHODS as CLUSTERING
-        from keras_sgm.dgms.split import check_covariance_type, check_pca_dims
-
-        if self.dgms_levels < 0:
-            raise ValueError(f"dgms_levels must be >= 0; received {self.dgms_levels}.")
-        if self.dgms_levels == 0:
-            return
-        if self.method == "ce":
-            raise ValueError("DGMS (dgms_levels > 0) needs a metric loss: method sgm or triplet.")
-        if self.dgms_clusters < 2 or self.dgms_every < 1:
-            raise ValueError(
-                f"dgms_clusters must be >= 2 and dgms_every >= 1; received "
-                f"{self.dgms_clusters} and {self.dgms_every}."
-            )
-        if self.dgms_every * self.dgms_levels >= self.epochs:
-            raise ValueError(
-                f"DGMS splits at the end of epochs {self.dgms_every}, {2 * self.dgms_every}, ... "
-                f"({self.dgms_levels} levels), so epochs must exceed "
-                f"{self.dgms_every * self.dgms_levels} for the last level to be trained on; "
-                f"received epochs={self.epochs}."
-            )
-        if self.dgms_max_subclasses is not None and self.dgms_max_subclasses < 2:
-            raise ValueError(
-                f"dgms_max_subclasses must be >= 2; received {self.dgms_max_subclasses}."
-            )
-        if self.dgms_representation not in REPRESENTATIONS:
-            raise ValueError(
-                f"Unknown dgms_representation {self.dgms_representation!r}; choose one of "
-                f"{list(REPRESENTATIONS)}."
-            )
+        """What the DGMS group (checked when it was made) needs of the rest of the run."""
+        if not isinstance(self.dgms, DGMSConfig):
+            raise ValueError(f"dgms must be a DGMSConfig; received {self.dgms!r}.")
         if self.dgms_loss not in DGMS_LOSSES:
             raise ValueError(
                 f"Unknown dgms_loss {self.dgms_loss!r}; choose one of {list(DGMS_LOSSES)}."
             )
-        if self.dgms_pca_dims != 0:  # 0: every column, as None (a value the flag can take)
-            check_pca_dims(self.dgms_pca_dims, "dgms_pca_dims (or 0: every column)")
-        if self.dgms_method not in CLUSTERING:
+        if not self.dgms.enabled:
+            return
+        if self.method == "ce":
+            raise ValueError("DGMS (dgms_levels > 0) needs a metric loss: method sgm or triplet.")
+        if self.soft_labels:
             raise ValueError(
-                f"Unknown dgms_method {self.dgms_method!r}; choose one of {list(CLUSTERING)}."
+                f"dataset_config {self.dataset_config!r} trains on vote distributions (soft "
+                "labels); DGMS splits need hard labels: use the majority config (e.g. '48px') "
+                "with dgms_levels > 0."
             )
-        if self.dgms_schedule not in SCHEDULES:
+        every, levels = self.dgms.every, self.dgms.levels
+        if every * levels >= self.epochs:
             raise ValueError(
-                f"Unknown dgms_schedule {self.dgms_schedule!r}; choose one of {list(SCHEDULES)}."
+                f"DGMS splits at the end of epochs {every}, {2 * every}, ... ({levels} levels), "
+                f"so epochs must exceed {every * levels} for the last level to be trained on; "
+                f"received epochs={self.epochs}."
             )
-        check_covariance_type(self.dgms_covariance, "dgms_covariance")
+
+
+_BEFORE_ADDED = {
+    "dgms_pca_dims": None,  # every column
+    "augment": False,
+    "dgms_schedule": "split",
+    "dgms_covariance": "spherical",
+    "embedding_radius": 0.0,
+    "skip_unreadable": False,
+    "dgms_loss": "subclass",
+    "val_fraction": 0.0,
+    "holdout_classes": None,
+}
+"""Settings added after runs were first saved -> what a `config.json` without them meant."""
+
+
+def _settings():
+    fields = {}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "dgms":
+            fields.update({DGMS_KEYS[f.name]: f for f in dataclasses.fields(DGMSConfig)})
+        else:
+            fields[field.name] = field
+    return fields
+
+
+SETTINGS = _settings()
+"""Every setting's flat key -> its dataclass field (type, default), in `to_dict`'s order."""
 
 
 def field_type(field):
-    """The Python type of a `TrainConfig` field (`int` for `int | None`)."""
+    """The Python type of a setting's field (`int` for `int | None`)."""
     options = [t for t in typing.get_args(field.type) if t is not type(None)]
     return options[0] if options else field.type
 
 
 def _check_known_keys(values, where=""):
-    """Refuse keys that are not `TrainConfig` fields, naming them and the known ones."""
-    known = sorted(f.name for f in dataclasses.fields(TrainConfig))
+    """Refuse keys that are not settings (`SETTINGS`), naming them and the known ones."""
+    known = sorted(SETTINGS)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"{where}Unknown config keys {unknown}; known keys: {known}.")
 
 
+def _flat(values):
+    """`values` with a `dgms` entry (a `DGMSConfig`, or a mapping of its fields) as flat
+    `dgms_*` keys (`DGMS_KEYS`), the flat keys given on top."""
+    values = dict(values)
+    nested = values.pop("dgms", None)
+    if nested is None:
+        return values
+    if isinstance(nested, DGMSConfig):
+        nested = nested.kwargs
+    if not isinstance(nested, dict):
+        raise ValueError(
+            f"Config key 'dgms' needs a mapping of DGMSConfig fields; received {nested!r}."
+        )
+    return {**{DGMS_KEYS.get(k, f"dgms.{k}"): v for k, v in nested.items()}, **values}
+
+
+def _typed(key, value):
+    """`value` as the type of setting `key` (`"3"` -> 3 for an int); a `ValueError` naming it."""
+    kind = field_type(SETTINGS[key])
+    if value is None or isinstance(value, kind):
+        return value
+    if kind is bool or (kind is int and isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"Config key {key!r} needs a {kind.__name__}; received {value!r}.")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"Config key {key!r} needs a {kind.__name__}; received {value!r}."
+        ) from error
+
+
 def read_settings_file(path):
-    """The settings of a YAML or JSON config file, keys with '-' or '_', strictly typed.
+    """The flat settings of a YAML or JSON config file, keys with '-' or '_', strictly typed.
 
     A file says what it means: booleans are `true`/`false` (not `"no"`), numbers
     are numbers, and `null` only where a setting may be unset. Every problem is a
@@ -371,8 +491,6 @@ def read_settings_file(path):
         raise ValueError(f"Cannot read config file {path}: {error}") from error
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             values = yaml.safe_load(text)
             values = {} if values is None else values
         else:
@@ -386,10 +504,13 @@ def read_settings_file(path):
             f"{type(values).__name__}."
         )
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    try:
+        values = _flat(values)
+    except ValueError as error:
+        raise ValueError(f"Config file {path}: {error}") from None
     _check_known_keys(values, where=f"Config file {path}: ")
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in values.items():
-        field = fields[key]
+        field = SETTINGS[key]
         kind = field_type(field)
         optional = type(None) in typing.get_args(field.type)
         if value is None:

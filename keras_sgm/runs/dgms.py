@@ -2,48 +2,30 @@
 
 import numpy as np
 
-from keras_sgm import viz
-from keras_sgm.evaluation import metrics as evaluation
+from keras_sgm.dgms import SubclassSplitter, groups_of_labels
+from keras_sgm.evaluation.metrics import knn_predict, subclass_nmi
 from keras_sgm.evaluation.report import draw_all
 from keras_sgm.runs.rundir import RunDir
+from keras_sgm.viz import plot_group_grid, plot_tsne
 
 
-def trains_mixture(config):
-    """Whether the run trains SGMLoss on (sub-class, class) pairs (DGMS mixture)."""
-    return (
-        bool(config.dgms_levels)
-        and config.method == "sgm"
-        and config.dgms_loss in ("mixture", "both")
-    )
-
-
-def splitter(config, sampler, out, train, test, hidden):
-    """The DGMS callback of a run, reporting test kNN accuracy (and hidden-group NMI) per level."""
-    from keras_sgm.dgms import SubclassSplitter
+def run_splitter(config, sampler, out, train, test, hidden):
+    """The DGMS callback of a run (`config.dgms`), reporting test kNN accuracy (and hidden-group
+    NMI) per level."""
 
     def report(splitter):
         # The model is the one trained on the previous level's labels.
         train_emb = splitter.model.predict(train[0], verbose=0)
         test_emb = splitter.model.predict(test[0], verbose=0)
-        predicted = evaluation.knn_predict(train_emb, train[1], test_emb, k=config.knn_k)
+        predicted = knn_predict(train_emb, train[1], test_emb, k=config.knn_k)
         values = {"knn_accuracy_before_split": float(np.mean(predicted == test[1]))}
         if hidden is not None:
-            values["subclass_nmi_vs_hidden"] = evaluation.subclass_nmi(
-                train[1], hidden, splitter.labels
-            )
+            values["subclass_nmi_vs_hidden"] = subclass_nmi(train[1], hidden, splitter.labels)
         return values
 
     return SubclassSplitter(
         sampler,
-        every=config.dgms_every,
-        clusters=config.dgms_clusters,
-        levels=config.dgms_levels,
-        max_subclasses=config.dgms_max_subclasses,
-        representation=config.dgms_representation,
-        method=config.dgms_method,
-        schedule=config.dgms_schedule,
-        covariance_type=config.dgms_covariance,
-        pca_dims=config.dgms_pca_dims or None,
+        **config.dgms.kwargs,
         seed=config.seed,
         state_path=RunDir(out).dgms_state_path,
         resume=config.resume,
@@ -63,8 +45,6 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
     sub-class, paper Fig. 7) and `figures/subclass_groups.png` (the Top-16 of
     every sub-class of the class split the most, paper Fig. 8).
     """
-    from keras_sgm.dgms import groups_of_labels
-
     class_map = splitter.class_map
     names = {s: f"{class_names[c]}/{s}" for s, c in class_map.items()}
     figures = RunDir(out).figures
@@ -74,10 +54,10 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
     groups = groups_of_labels(embeddings[rows], splitter.labels[rows], 16, class_map)
     failed = draw_all(
         {
-            figures / "tsne_subclasses.png": lambda path: viz.plot_tsne(
+            figures / "tsne_subclasses.png": lambda path: plot_tsne(
                 embeddings, splitter.labels, path, names, seed=seed
             ),
-            figures / "subclass_groups.png": lambda path: viz.plot_group_grid(
+            figures / "subclass_groups.png": lambda path: plot_group_grid(
                 train[0][rows], groups, path, 16, class_names
             ),
         }
@@ -96,7 +76,5 @@ def dgms_outputs(embeddings, splitter, train, class_names, out, hidden=None, see
     if failed:
         summary["figures_not_drawn"] = failed
     if hidden is not None:
-        summary["subclass_nmi_vs_hidden"] = evaluation.subclass_nmi(
-            train[1], hidden, splitter.labels
-        )
+        summary["subclass_nmi_vs_hidden"] = subclass_nmi(train[1], hidden, splitter.labels)
     return summary

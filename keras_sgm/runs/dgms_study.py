@@ -17,7 +17,6 @@ Reports per run:
 `scripts/dgms_study.py` is its command line.
 """
 
-import dataclasses
 from pathlib import Path
 
 from keras_sgm._files import write_json
@@ -30,7 +29,9 @@ STUDY_DATASETS = ("digit_pairs", "mnist_pairs", "synthetic_faces")
 
 
 def study_runs(pairs, clusters, every):
-    """`[(title, TrainConfig changes)]`: plain SGM, then one DGMS run per (representation, loss).
+    """`[(title, changes)]`: plain SGM, then one DGMS run per (representation, loss).
+
+    The changes are flat settings (`TrainConfig.updated`).
 
     Raises:
         ValueError: an unknown representation or loss.
@@ -78,9 +79,9 @@ def run_study(base, runs, seeds, output, settings):
         for title, changes in runs:
             name = title.replace(" ", "_").replace("(", "").replace(")", "")
             folder = root / f"{name}_seed{seed}"
-            config = dataclasses.replace(base, output=str(folder), seed=seed, **changes)
+            config = base.updated(output=str(folder), seed=seed, **changes)
             print(f"{title}, seed {seed}: {config.epochs} epochs into {folder}", flush=True)
-            metrics = train(config.validated())
+            metrics = train(config)
             rows.append(_row(title, seed, metrics))
     study = {"settings": settings, "rows": rows}
     write_json(root / "study.json", study)

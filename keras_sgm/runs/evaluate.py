@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
-from keras_sgm import _files
+import keras
+
+from keras_sgm._files import write_json
 from keras_sgm.evaluation.report import evaluate_model
+from keras_sgm.model import SGMModel
 from keras_sgm.runs.config import TrainConfig
 from keras_sgm.runs.datasets import load_splits
 from keras_sgm.runs.rundir import RunDir
@@ -17,7 +20,7 @@ def evaluate_saved_model(model_path, output, dataset=None, **settings):
     """Load an `SGMModel`, re-fit its Gaussians on a training split, evaluate it on the test split.
 
     The posteriors are calibrated again on the dataset's validation split, if it has one
-    (`keras_sgm.runs.training.calibrate_on`).
+    (`keras_sgm.runs.training.calibrate_on`, `metrics["calibration_fit"]`).
 
     The data settings are the run's (the `config.json` beside the model), unless
     `dataset` names another dataset, whose settings then start from the defaults.
@@ -35,10 +38,6 @@ def evaluate_saved_model(model_path, output, dataset=None, **settings):
     Raises:
         ValueError: no model file, a file that is not an `SGMModel`, or a bad setting.
     """
-    import keras
-
-    from keras_sgm.model import SGMModel
-
     path = Path(model_path)
     if not path.is_file():
         raise ValueError(f"No model file at {path}.")
@@ -47,7 +46,7 @@ def evaluate_saved_model(model_path, output, dataset=None, **settings):
         raise ValueError(f"{path} holds a {type(model).__name__}, not a keras_sgm SGMModel.")
     height, width, channels = model.encoder.input_shape[1:]
     run = RunDir(path.parent)
-    values = run.read_config() if run.config_path.is_file() else {}
+    values = run.read_config().to_dict() if run.config_path.is_file() else {}
     for key in _NOT_CARRIED:
         values.pop(key, None)
     if dataset and dataset != values.get("dataset"):
@@ -57,9 +56,9 @@ def evaluate_saved_model(model_path, output, dataset=None, **settings):
     config = TrainConfig.from_dict(values)
     train, val, test, names = load_splits(config)
     model.fit_gaussians(train[0], train[1])  # clears a sigma fitted to the old Gaussians
-    held_out = calibrate_on(model, val)
+    calibration_fit = calibrate_on(model, val)
     out = Path(output)
     metrics = evaluate_model(model, train, test, names, out, seed=config.seed, knn_k=config.knn_k)
-    metrics["held_out"] = held_out
-    _files.write_json(out / "metrics.json", metrics)
+    metrics["calibration_fit"] = calibration_fit
+    write_json(out / "metrics.json", metrics)
     return metrics

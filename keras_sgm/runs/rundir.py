@@ -2,7 +2,8 @@
 
 A run folder holds:
 
-- `config.json`: the resolved configuration;
+- `config.json`: the resolved configuration (`TrainConfig.to_dict`; read
+  back by `TrainConfig.from_saved`);
 - `model.keras`: an `SGMModel` (encoder + class Gaussians of the training set),
   for every method; `classifier.keras` too for the softmax CNN (`ce`);
 - `metrics.json`: the paper's protocol on the test split (written last, and
@@ -22,20 +23,8 @@ import json
 import shutil
 from pathlib import Path
 
-from keras_sgm import _files
-
-# Settings added after runs were first saved: what a config.json without them meant.
-_BEFORE_ADDED = {  # dgms_pca_dims None: every column
-    "dgms_pca_dims": None,
-    "augment": False,
-    "dgms_schedule": "split",
-    "dgms_covariance": "spherical",
-    "embedding_radius": 0.0,
-    "skip_unreadable": False,
-    "dgms_loss": "subclass",  # before the mixture loss, every sub-class was a class
-    "val_fraction": 0.0,
-    "holdout_classes": None,
-}
+from keras_sgm._files import save_model, write_json
+from keras_sgm.runs.config import TrainConfig
 
 RESUMABLE_CHANGES = (
     "epochs",
@@ -146,32 +135,34 @@ class RunDir:
         state = self.dgms_state_path
         return json.loads(state.read_text())["level"] if state.is_file() else 0
 
-    def read_config(self):
-        """The settings in `config.json`, as they were meant when it was written.
+    def read_config(self, **changes):
+        """The `TrainConfig` of the run's `config.json`, flat `changes` on top.
 
-        Settings added since read as they then were (`_BEFORE_ADDED`); an
-        `embedding_radius` of null, written before the methods had their own
-        defaults, meant unnormalised (0).
+        A file written by any earlier run reads as it was meant (`TrainConfig.from_saved`).
         """
-        saved = {**_BEFORE_ADDED, **json.loads(self.config_path.read_text())}
-        if saved.get("embedding_radius") is None:
-            saved["embedding_radius"] = 0.0
-        return saved
+        return TrainConfig.from_saved(json.loads(self.config_path.read_text()), **changes)
 
     def train_config(self, **changes):
         """The run's `TrainConfig` (`changes` on top, never resuming); a named error when the
         folder is not a training run."""
-        from keras_sgm.runs.config import TrainConfig
-
         if not self.config_path.is_file() or not self.model_path.is_file():
             raise ValueError(
                 f"{self.path} is not a training run: it lacks config.json or model.keras."
             )
         try:
-            values = self.read_config()
+            return self.read_config(**{"resume": False, **changes})
         except (OSError, ValueError) as error:
             raise ValueError(f"Cannot read {self.config_path}: {error}") from None
-        return TrainConfig.from_dict({**values, "resume": False, **changes})
+
+    def resumed_config(self, **changes):
+        """The config that continues the run in this folder: its saved settings, flat `changes`
+        on top, `output` this folder and `resume=True`.
+
+        `prepare` refuses changes beyond `RESUMABLE_CHANGES`.
+        """
+        if not self.config_path.is_file():
+            raise ValueError(f"Nothing to resume in {self.path}: no config.json of an earlier run.")
+        return self.read_config(**{**changes, "output": str(self.path), "resume": True})
 
     def read_metrics(self):
         """The run's `metrics.json` as a dict."""
@@ -180,8 +171,8 @@ class RunDir:
     def changed_settings(self, config, may_differ=RESUMABLE_CHANGES):
         """`"key: saved -> current, ..."` for the settings of `config` that differ from the
         saved run's, leaving out `may_differ`; `""` when none do."""
-        saved = self.read_config()
-        current = dataclasses.asdict(config.resolved())
+        saved = self.read_config().resolved().to_dict()
+        current = config.resolved().to_dict()
         changed = sorted(
             key for key in current if key not in may_differ and saved.get(key) != current[key]
         )
@@ -189,11 +180,12 @@ class RunDir:
 
     # ---------------------------------------------------------------- writing
     def write_config(self, config):
-        _files.write_json(self.config_path, dataclasses.asdict(config))
+        """Write `config.json`: the config's flat dict (`TrainConfig.to_dict`)."""
+        write_json(self.config_path, config.to_dict())
 
     def write_metrics(self, metrics):
         """Write `metrics.json` (the mark of a finished run), then drop the backup."""
-        _files.write_json(self.metrics_path, metrics)
+        write_json(self.metrics_path, metrics)
         self.discard_backup()
 
     def discard_backup(self):
@@ -202,7 +194,7 @@ class RunDir:
 
     def save_model(self, model, name=MODEL):
         """Save a Keras model as `name` in the folder, never half written."""
-        return _files.save_model(model, self.path / name)
+        return save_model(model, self.path / name)  # keras_sgm._files.save_model
 
     @contextlib.contextmanager
     def removed_on_failure(self):
@@ -265,18 +257,3 @@ class RunDir:
         self.figures.mkdir(parents=True, exist_ok=True)
         (out / self.CHECKPOINTS).mkdir(exist_ok=True)
         return config
-
-
-def read_saved_config(out):
-    """The settings in `out/config.json`, as they were meant (`RunDir.read_config`)."""
-    return RunDir(out).read_config()
-
-
-def changed_settings(config, out, may_differ=RESUMABLE_CHANGES):
-    """What of `config` differs from the run saved in `out` (`RunDir.changed_settings`)."""
-    return RunDir(out).changed_settings(config, may_differ)
-
-
-def finished_epochs(out):
-    """Epochs an interrupted run in `out` completed, else 0 (`RunDir.finished_epochs`)."""
-    return RunDir(out).finished_epochs()

@@ -16,12 +16,25 @@ import warnings
 import keras
 import numpy as np
 
-from keras_sgm import distribute
-from keras_sgm.evaluation import metrics as evaluation
+from keras_sgm.backbones import get as get_backbone
+from keras_sgm.backbones import on_sphere
+from keras_sgm.data import ClassBalancedSampler, augment, augmenter
+from keras_sgm.distribute import (
+    check_balanced_slices,
+    check_same_everywhere,
+    in_multiworker,
+    is_chief,
+    make_strategy,
+    task,
+)
+from keras_sgm.evaluation.metrics import hidden_group_nmi
+from keras_sgm.evaluation.open_set import unknown_inputs
 from keras_sgm.evaluation.report import classifier_metrics, evaluate_model
-from keras_sgm.runs import dgms as run_dgms
+from keras_sgm.losses import SGMLoss, TripletLoss
+from keras_sgm.model import SGMModel, SoftmaxClassifier
 from keras_sgm.runs.config import TrainConfig
 from keras_sgm.runs.datasets import describe_splits, load_splits, other_dataset_images
+from keras_sgm.runs.dgms import dgms_outputs, run_splitter
 from keras_sgm.runs.rundir import RunDir
 
 
@@ -41,29 +54,24 @@ class _EpochTimer(keras.callbacks.Callback):
 
 def build_models(config, input_shape, class_names):
     """`(trained_model, embedding_model)`: the model `fit` trains and the `SGMModel` saved."""
-    import keras_sgm
-    from keras_sgm import backbones
-
     options = {"dropout": config.dropout} if config.arch in ("fmpnet", "cvgg13", "alexnet") else {}
-    encoder = backbones.get(
+    encoder = get_backbone(
         config.arch, input_shape=input_shape, embedding_dim=config.embedding_dim, **options
     )
     if config.radius:
-        encoder = backbones.on_sphere(encoder, config.radius)
-    embedder = keras_sgm.SGMModel(
+        encoder = on_sphere(encoder, config.radius)
+    embedder = SGMModel(
         encoder,
         sigma=config.sigma,
         class_names=class_names,
-        cross_replica=config.strategy != "none",
+        cross_replica=config.distributed,
     )
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.method == "ce":
         logits = keras.layers.Dense(len(class_names), name="classifier", dtype="float32")(
             encoder.output
         )
-        classifier = keras_sgm.SoftmaxClassifier(
-            encoder.input, logits, name=f"{config.arch}_softmax_cnn"
-        )
+        classifier = SoftmaxClassifier(encoder.input, logits, name=f"{config.arch}_softmax_cnn")
         if config.soft_labels:  # vote distributions: Barsoum et al.'s "probability" mode
             loss = keras.losses.CategoricalCrossentropy(from_logits=True)
             metrics = ["categorical_accuracy"]
@@ -73,16 +81,14 @@ def build_models(config, input_shape, class_names):
         classifier.compile(optimizer=optimizer, loss=loss, metrics=metrics)
         return classifier, embedder
     if config.method == "sgm":
-        loss = keras_sgm.SGMLoss(
+        loss = SGMLoss(
             sigma=config.sigma,
             leave_one_out=config.leave_one_out,
-            mixture=run_dgms.trains_mixture(config),
-            subclass_weight=1.0
-            if run_dgms.trains_mixture(config) and config.dgms_loss == "both"
-            else 0.0,
+            mixture=config.trains_mixture,
+            subclass_weight=config.subclass_weight,
         )
     else:
-        loss = keras_sgm.TripletLoss(margin=config.margin, mining=config.mining)
+        loss = TripletLoss(margin=config.margin, mining=config.mining)
     embedder.compile(optimizer=optimizer, loss=loss)
     return embedder, embedder
 
@@ -101,9 +107,7 @@ def training_data(config, train, val, start_epoch=0, soft_labels=None):
     needs hard labels, trains on `train[1]`. With `config.augment` every
     method's batches pass through the same `keras_sgm.data.augmenter`.
     """
-    import tensorflow as tf
-
-    from keras_sgm.data import ClassBalancedSampler
+    import tensorflow as tf  # only where a tf.data pipeline is built, as in keras_sgm.data
 
     seed = config.seed
     if start_epoch:
@@ -126,15 +130,11 @@ def training_data(config, train, val, start_epoch=0, soft_labels=None):
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
-    elif config.dgms_levels:
-        data = sampler.dataset(
-            steps=sampler.steps_per_epoch, with_classes=run_dgms.trains_mixture(config)
-        )
+    elif config.dgms.enabled:
+        data = sampler.dataset(steps=sampler.steps_per_epoch, with_classes=config.trains_mixture)
     else:
         data = sampler.dataset()
     if config.augment:
-        from keras_sgm.data import augment, augmenter
-
         data = augment(data, augmenter(seed=seed))
     if val is not None and targets is not None:  # validation is labelled by majority
         val = (val[0], np.eye(soft_labels.shape[1], dtype="float32")[val[1]])
@@ -157,11 +157,11 @@ def train(config, callbacks=()):
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config = config.validated().resolved()
-    strategy = distribute.make_strategy(config.strategy, config.replicas)  # before any TF op
+    strategy = make_strategy(config.strategy, config.replicas)  # before any TF op
     # TF_CONFIG names the chief of a multi-worker run only; any other run writes its output.
-    chief = config.strategy != "multiworker" or distribute.is_chief()
+    chief = config.strategy != "multiworker" or is_chief()
     if not chief:  # another worker of a multi-worker run: its own directory
-        worker = RunDir(config.output).worker(*distribute.task())
+        worker = RunDir(config.output).worker(*task())
         config = dataclasses.replace(config, output=str(worker.path))
     with _precision(config.mixed_precision):
         return _train(config, strategy, chief, callbacks)
@@ -185,12 +185,8 @@ def _train(config, strategy, chief, callbacks):
     run = RunDir(config.output)
     # A run that fails before it trains leaves no folder it created behind.
     with run.removed_on_failure():
-        config = run.prepare(config)
-        keras.utils.set_random_seed(config.seed)
-        train_split, val, test, names, extras = load_splits(config, with_extras=True)
-        if config.verbose and chief:
-            print(describe_splits(train_split, val, test, names))
-        run.write_config(config)
+        config, splits = _ready(config, run, chief)
+        train_split, val, test, names, extras = splits
         with strategy.scope() if strategy else contextlib.nullcontext():
             model, embedder = build_models(config, train_split[0].shape[1:], names)
         start = _start_epoch(config, run, strategy)
@@ -198,70 +194,100 @@ def _train(config, strategy, chief, callbacks):
             config, train_split, val, start_epoch=start, soft_labels=extras.get("soft_labels")
         )
     splitter = None
-    if config.dgms_levels:
-        splitter = run_dgms.splitter(
+    if config.dgms.enabled:
+        splitter = run_splitter(
             config, sampler, run.path, train_split, test, extras.get("subgroup")
         )
+    history, timer = _fit(config, run, model, (data, val_data), splitter, callbacks)
+    if strategy is not None:
+        # Inference from here on runs on this process alone, in the order of its inputs.
+        embedder = embedder.local_copy()
+        if not chief:  # the chief alone evaluates and writes metrics
+            run.save_model(embedder)
+            run.discard_backup()
+            return {"worker": run.path.name, "epochs_run_in_this_session": len(history.epoch)}
+    calibration_fit = _fit_head(embedder, train_split, val, splitter)
+    if config.method == "ce":
+        run.save_model(model, RunDir.CLASSIFIER)
+    run.save_model(embedder)
+    metrics = _run_metrics(config, run, model, embedder, strategy, splits, splitter)
+    metrics.update(
+        calibration_fit=calibration_fit,
+        train_seconds_per_epoch=float(np.mean(timer.seconds)) if timer.seconds else None,
+        epochs_run_in_this_session=len(history.epoch),
+    )
+    run.write_metrics(metrics)  # the run is complete: its backup goes
+    return metrics
+
+
+def _ready(config, run, chief):
+    """`(config, splits)`: the run folder made ready for `config` (`RunDir.prepare`), the seed
+    set, the splits loaded (`load_splits(..., with_extras=True)`) and `config.json` written."""
+    config = run.prepare(config)
+    keras.utils.set_random_seed(config.seed)
+    splits = load_splits(config, with_extras=True)
+    if config.verbose and chief:
+        print(describe_splits(*splits[:4]))
+    run.write_config(config)
+    return config, splits
+
+
+def _fit(config, run, model, data, splitter, callbacks):
+    """`(history, timer)` of `model.fit` on `data` (`(train, validation)` batches), with the
+    run's callbacks (`_callbacks`); `timer.seconds` are the epochs' wall-clock seconds."""
     timer = _EpochTimer()
     history = model.fit(
-        data,
-        validation_data=val_data,
+        data[0],
+        validation_data=data[1],
         epochs=config.epochs,
         verbose=config.verbose,
         shuffle=False,
         callbacks=_callbacks(config, run, splitter, timer, callbacks),
     )
-    if strategy is not None:
-        # Inference from here on runs on this process alone, in the order of its inputs.
-        embedder = embedder.local_copy()
-        if not chief:
-            run.save_model(embedder)  # the chief alone evaluates and writes metrics
-            run.discard_backup()
-            return {"worker": run.path.name, "epochs_run_in_this_session": len(history.epoch)}
+    return history, timer
+
+
+def _fit_head(embedder, train, val, splitter):
+    """Fit the saved model's Gaussians on the training split (on the DGMS sub-classes of
+    `splitter`, if any), then calibrate them on `val`; returns `calibrate_on`'s record."""
     if splitter:
-        embedder.fit_gaussians(train_split[0], splitter.labels, class_map=splitter.class_map)
+        embedder.fit_gaussians(train[0], splitter.labels, class_map=splitter.class_map)
     else:
-        embedder.fit_gaussians(train_split[0], train_split[1])
-    held_out = calibrate_on(embedder, val)
-    if config.method == "ce":
-        run.save_model(model, RunDir.CLASSIFIER)
-    run.save_model(embedder)
+        embedder.fit_gaussians(train[0], train[1])
+    return calibrate_on(embedder, val)
+
+
+def _run_metrics(config, run, model, embedder, strategy, splits, splitter):
+    """The metrics of a trained run (`_evaluate`), what it trained with, and its DGMS summary."""
+    train, _, test, names, extras = splits
     metrics, train_emb = _evaluate(
-        config, run, model, embedder, strategy, train_split, test, names, extras
+        config, run, model, embedder, strategy, train, test, names, extras
     )
-    metrics["held_out"] = held_out
     metrics.update(
-        soft_labels=config.soft_labels and config.method != "triplet",
+        soft_labels=config.trains_on_soft_labels,
         augment=config.augment,
         seed=config.seed,
-        train_seconds_per_epoch=float(np.mean(timer.seconds)) if timer.seconds else None,
-        epochs_run_in_this_session=len(history.epoch),
         method=config.method,
         arch=config.arch,
         dataset=config.dataset,
         replicas=strategy.num_replicas_in_sync if strategy is not None else 1,
     )
     if splitter:
-        metrics["dgms"] = run_dgms.dgms_outputs(
-            train_emb, splitter, train_split, names, run.path, extras.get("subgroup"), config.seed
+        metrics["dgms"] = dgms_outputs(
+            train_emb, splitter, train, names, run.path, extras.get("subgroup"), config.seed
         )
-        metrics["dgms"]["loss"] = (
-            config.dgms_loss if run_dgms.trains_mixture(config) else "subclass"
-        )
-    run.write_metrics(metrics)  # the run is complete: its backup goes
+        metrics["dgms"]["loss"] = config.trained_dgms_loss
     return metrics
 
 
 def _start_epoch(config, run, strategy):
     """The epoch training starts from (a resumed run's), checked to agree across workers."""
     if strategy is not None and config.method != "ce":
-        distribute.check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
+        check_balanced_slices(config.samples_per_class, strategy.num_replicas_in_sync)
     start = run.finished_epochs() if config.resume else 0
-    if distribute.in_multiworker(strategy):
-        distribute.check_same_everywhere(start, strategy, "epochs finished before --resume")
-        distribute.check_same_everywhere(
-            run.dgms_level(), strategy, "DGMS levels reached before --resume"
-        )
+    if in_multiworker(strategy):
+        check_same_everywhere(start, strategy, "epochs finished before --resume")
+        check_same_everywhere(run.dgms_level(), strategy, "DGMS levels reached before --resume")
     return start
 
 
@@ -284,8 +310,10 @@ def _callbacks(config, run, splitter, timer, extra):
 def calibrate_on(embedder, val):
     """Fit the posterior's sigma and the reject threshold on the validation split, if any.
 
-    Returns what was done, for metrics.json: `{"calibration": {...}, "reject_below": ...}`,
-    or the reason nothing was (no validation split, or one `calibrate` refuses).
+    Returns what was fitted, `metrics.json["calibration_fit"]`: `validation_images`,
+    `SGMModel.calibrate`'s `sigma`, `nll_before` and `nll_after`, `reject_below` and
+    `reject_accept`; or `{"skipped": reason}` (no validation split, or one `calibrate`
+    refuses). `metrics.json["calibration"]` holds the test split's probability scores.
     """
     if val is None or len(val[1]) == 0:
         return {"skipped": "no validation split (set val_fraction to hold one out)"}
@@ -299,7 +327,7 @@ def calibrate_on(embedder, val):
         return {"skipped": str(error)}
     return {
         "validation_images": int(len(val[1])),
-        "calibration": fitted,
+        **fitted,
         "reject_below": threshold,
         "reject_accept": REJECT_ACCEPT,
     }
@@ -311,8 +339,6 @@ REJECT_ACCEPT = 0.95
 
 def _unknown_inputs(config, shape, extras):
     """`{kind: images}` a run scores its "unknown" detectors on (`evaluation.open_set`)."""
-    from keras_sgm.evaluation.open_set import unknown_inputs
-
     unknown = unknown_inputs(shape, n=200, seed=config.seed)
     if "held_out_test" in extras and len(extras["held_out_test"][1]):
         unknown["held_out_class"] = extras["held_out_test"][0]
@@ -345,7 +371,7 @@ def _evaluate(config, run, model, embedder, strategy, train, test, names, extras
     )
     metrics.update(scores)
     if "subgroup" in extras:  # classes hiding known groups: does the embedding keep them?
-        metrics["hidden_group_nmi"] = evaluation.hidden_group_nmi(
+        metrics["hidden_group_nmi"] = hidden_group_nmi(
             train_emb, train[1], extras["subgroup"], seed=config.seed
         )
     return metrics, train_emb
