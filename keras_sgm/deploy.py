@@ -361,8 +361,12 @@ class ExportedModel:
         path: what `export` wrote.
 
     Attributes:
-        path, format (`"saved_model"`, `"onnx"` or `"litert"`), metadata
-        (`read_metadata`), name, input_shape, head, class_names, embedding_dim.
+        path: the artefact's `Path`.
+        format: `"saved_model"`, `"onnx"` or `"litert"`.
+        metadata: its record (`read_metadata`).
+        name: the model's name.
+        input_shape: `(None, height, width, channels)`.
+        head: the `GaussianHead` rebuilt from the record (`head_from_metadata`).
 
     Call it on a `float32` batch of the model's input to get the dict of `OUTPUTS`
     as numpy arrays. Not thread-safe for LiteRT: hold a lock around calls.

@@ -245,25 +245,13 @@ class SGMModel(Steps, keras.Model):
         self.head._require_gaussians()
         return self.head.posterior(self.predict(x, batch_size=batch_size, verbose=verbose))
 
-    # the embeddings-side answers: the head's own (kept under these names for callers
-    # that take an SGMModel or an exported model alike)
-    def gaussian_posterior_from_embeddings(self, embeddings, gaussians=None):
-        """`GaussianHead.gaussian_posterior`: `[n, G]` posteriors over the Gaussians."""
-        return self.head.gaussian_posterior(embeddings, gaussians)
-
-    def posterior_from_embeddings(self, embeddings):
-        """`GaussianHead.posterior`: `predict_proba` of embeddings already computed."""
-        return self.head.posterior(embeddings)
-
-    def known_score_from_embeddings(self, embeddings):
-        """`GaussianHead.known_score` of embeddings already computed, `[n]`."""
-        return self.head.known_score(embeddings)
-
     def predict_classes(self, x, batch_size=256, verbose=0, reject=False):
         """The most probable original class id of each input, `[n]`.
 
         Args:
-            x, batch_size, verbose: as for `predict_proba`.
+            x: inputs, as for `predict_proba`.
+            batch_size: int, default 256, passed to `predict`.
+            verbose: passed to `predict`.
             reject: False (default) answers a class for every input; True
                 answers `UNKNOWN` (-1) for inputs whose `known_score` is below
                 `reject_below` (set by `fit_reject_threshold`); a float is

@@ -63,7 +63,7 @@ def probability_scores(model, train_emb, train_labels, test_emb, test_labels, kn
     scores = {}
     if len(model.gaussian_ids):
         mine = np.isin(test_labels, model.classes_)  # a class with no Gaussian has no column
-        posterior = model.posterior_from_embeddings(test_emb[mine])
+        posterior = model.head.posterior(test_emb[mine])
         scores["bayes"] = calibration.calibration_scores(
             posterior, test_labels[mine], model.classes_
         )
@@ -85,8 +85,8 @@ def open_set_scores(model, test_emb, unknown):
 
     def both(embeddings):
         return {
-            "gaussian": model.known_score_from_embeddings(embeddings),
-            "max_posterior": model.posterior_from_embeddings(embeddings).max(axis=1),
+            "gaussian": model.head.known_score(embeddings),
+            "max_posterior": model.head.posterior(embeddings).max(axis=1),
         }
 
     others = {kind: both(model.predict(images, verbose=0)) for kind, images in unknown.items()}
@@ -121,7 +121,7 @@ def evaluate_model(
     test_emb = model.predict(test[0], verbose=0)
     metrics = evaluate_embeddings(train_emb, train[1], test_emb, test[1], knn_k=knn_k, seed=seed)
     if len(model.gaussian_ids):
-        predicted = model.classes_[np.argmax(model.posterior_from_embeddings(test_emb), axis=1)]
+        predicted = model.classes_[np.argmax(model.head.posterior(test_emb), axis=1)]
         metrics["bayes_accuracy"] = float(np.mean(predicted == test[1]))
     metrics["class_names"] = list(class_names)
     metrics["calibration"] = probability_scores(
