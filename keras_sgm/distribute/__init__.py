@@ -10,7 +10,7 @@
 
 Keras' own `Model.fit` fails under `MultiWorkerMirroredStrategy` with the
 Keras (3.15) and TensorFlow (2.21) this project installs, for any model
-(`tests/test_distribute.py` reproduces it with a plain `Sequential`).
+(`tests/distribute/test_distribute.py` reproduces it with a plain `Sequential`).
 `MultiWorkerFit` is the mixin that mends it for keras_sgm's models
 (`SGMModel`, and the softmax baseline's `SoftmaxClassifier`); elsewhere it
 changes nothing.
@@ -29,8 +29,6 @@ replicas do together; no model), `multiworker` (the `fit` patch, behind the
 Keras version guard of `keras_sgm._compat`). `tf.distribute` is TensorFlow's:
 this package needs `KERAS_BACKEND=tensorflow`.
 """
-
-import warnings
 
 from keras_sgm.distribute.collectives import (
     broadcast,
@@ -61,13 +59,3 @@ __all__ = [
     "task",
     "with_device",
 ]
-
-
-def local_copy(model):
-    """Deprecated: use `model.local_copy()` (`keras_sgm.SGMModel.local_copy`)."""
-    warnings.warn(
-        "keras_sgm.distribute.local_copy(model) is deprecated; use model.local_copy().",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return model.local_copy()
