@@ -26,7 +26,7 @@ ai-edge-litert: `pip install keras-sgm[export]` installs them.
 
 The graph is traced by TensorFlow, so `export` runs under `KERAS_BACKEND=tensorflow`
 (a model trained on JAX or PyTorch exports from its `.keras` file loaded there).
-The parity tests (`tests/test_export.py`) run each artefact with its own runtime
+The parity tests (`tests/test_deploy.py`) run each artefact with its own runtime
 (TensorFlow, onnxruntime, the LiteRT interpreter) and compare with the Keras model.
 """
 

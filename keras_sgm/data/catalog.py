@@ -9,6 +9,8 @@ import importlib
 
 import numpy as np
 
+from keras_sgm.data.expressions import FERPLUS_CLASSES
+
 BUILDERS = {
     "synthetic_faces": "keras_sgm.data.synthetic_faces",
     "ferplus": "keras_sgm.data.ferplus",
@@ -100,8 +102,6 @@ def split_arrays(built, split):
 
 def class_names(name):
     """The class names of a named dataset (FER+ order for all of them)."""
-    from keras_sgm.data.expressions import FERPLUS_CLASSES
-
     if name not in BUILDERS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(BUILDERS)}.")
     return list(FERPLUS_CLASSES)

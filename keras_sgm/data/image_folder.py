@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sgm.data import digits
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -191,6 +193,4 @@ def load_digits_dataset(image_size=48, channels=1, test_size=0.25, seed=0):
     Returns:
         `((x_train, y_train), (x_test, y_test), class_names)`.
     """
-    from keras_sgm.data import digits
-
     return digits.load("digits", image_size, channels, test_size=test_size, seed=seed)[:3]

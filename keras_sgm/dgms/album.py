@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_sgm.dgms.groups import METHODS, _positive_int, find_groups
 from keras_sgm.retrieval import as_matrix
+from keras_sgm.viz import plot_contact_sheet
 
 logger = logging.getLogger("keras_sgm.dgms")
 
@@ -329,9 +330,6 @@ def summarize_album_folder(
             or an album it cannot read (named).
     """
     import keras
-
-    import keras_sgm  # noqa: F401 - registers the custom objects of saved models
-    from keras_sgm.viz import plot_contact_sheet
 
     path = pathlib.Path(model_path)
     if not path.is_file():

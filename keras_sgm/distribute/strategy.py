@@ -13,6 +13,8 @@ Both strategies must be made before TensorFlow runs its first operation.
 import json
 import os
 
+from keras_sgm._backend import require_tensorflow
+
 STRATEGIES = ("none", "mirrored", "multiworker")
 
 
@@ -77,8 +79,6 @@ def make_strategy(name="none", replicas=None):
     check_strategy(name, replicas)
     if name == "none":
         return None
-    from keras_sgm._backend import require_tensorflow
-
     require_tensorflow(f"strategy {name!r} (tf.distribute)")
     tf = _tf()
     if name == "multiworker":

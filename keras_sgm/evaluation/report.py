@@ -9,6 +9,7 @@ from keras_sgm import viz
 from keras_sgm.evaluation import calibration
 from keras_sgm.evaluation.metrics import evaluate_embeddings, knn_scores
 from keras_sgm.evaluation.open_set import open_set_aurocs
+from keras_sgm.retrieval import ExactIndex
 
 
 def _softmax(logits):
@@ -57,8 +58,6 @@ def probability_scores(model, train_emb, train_labels, test_emb, test_labels, kn
     counted in `test_images_without_a_class_column`. The kNN `accuracy` here is the argmax
     of the vote share (ties to the first class), which can differ from `knn_accuracy`'s
     distance-weighted vote on ties."""
-    from keras_sgm.retrieval import ExactIndex
-
     test_labels = np.asarray(test_labels)
     scores = {}
     if len(model.gaussian_ids):

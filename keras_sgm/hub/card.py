@@ -5,6 +5,7 @@ from pathlib import Path
 
 import keras
 
+from keras_sgm._version import __version__
 from keras_sgm.data.names import DATASETS
 from keras_sgm.hub.errors import _import_hub
 from keras_sgm.runs.config import METHOD_TITLES
@@ -203,8 +204,6 @@ def _card_data(hub, dataset, rows, model_name, license, tags):
 
 def _template_values(model, config, metrics, dataset, rows, knn_k, files, gallery):
     """What the template's sections read: the model, its run, its metrics and the repo's files."""
-    import keras_sgm
-
     class_ids = [int(c) for c in model.classes_]
     names = model.class_names or []
     gaussians = int(len(model.gaussian_ids))
@@ -237,7 +236,7 @@ def _template_values(model, config, metrics, dataset, rows, knn_k, files, galler
         gallery=None
         if gallery is None
         else {"size": len(gallery.labels), "thumbnails": gallery.thumbnails is not None},
-        keras_sgm_version=keras_sgm.__version__,
+        keras_sgm_version=__version__,
         keras_version=keras.__version__,
     )
 

@@ -5,6 +5,9 @@ import dataclasses
 import numpy as np
 
 from keras_sgm import _validation
+from keras_sgm.hub._safe import safe_load_file
+from keras_sgm.runs.datasets import load_splits
+from keras_sgm.runs.rundir import RunDir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +85,6 @@ class Gallery:
             split: str, default "test"; "train", "validation" or "test".
             thumbnails: bool, default False; keep the images as uint8 thumbnails.
         """
-        from keras_sgm.hub._safe import safe_load_file
-        from keras_sgm.runs.datasets import load_splits
-        from keras_sgm.runs.rundir import RunDir
-
         run = RunDir(run_dir)
         config = run.train_config()
         train, val, test, _ = load_splits(config)

@@ -9,6 +9,7 @@ import keras
 
 from keras_sgm import deploy
 from keras_sgm._files import write_json
+from keras_sgm._version import __version__
 from keras_sgm.data.names import REDISTRIBUTABLE_DATASETS
 from keras_sgm.hub._safe import safe_load_file
 from keras_sgm.hub.card import render_model_card
@@ -181,13 +182,9 @@ def push_to_hub(
     if not token:
         raise ValueError(f"No Hugging Face token: {_LOGIN_HINT}.")
 
-    import keras_sgm
-
     with tempfile.TemporaryDirectory(prefix="keras_sgm_hub_") as tmp:
         folder = save_pretrained(source, Path(tmp) / "repo", repo_id=repo_id, **save_options)
-        api = hub.HfApi(
-            token=token, library_name="keras_sgm", library_version=keras_sgm.__version__
-        )
+        api = hub.HfApi(token=token, library_name="keras_sgm", library_version=__version__)
         try:
             # private=None leaves the visibility to the Hub (its default, or the org's policy)
             url = api.create_repo(
@@ -301,12 +298,10 @@ def _is_empty(directory):
 
 
 def _marker(model, files):
-    import keras_sgm
-
     return {
         "library": "keras_sgm",
         "format_version": FORMAT_VERSION,
-        "keras_sgm_version": keras_sgm.__version__,
+        "keras_sgm_version": __version__,
         "keras_version": keras.__version__,
         "model_class": "SGMModel",
         "class_names": model.class_names,

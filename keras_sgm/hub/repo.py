@@ -35,10 +35,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+from keras_sgm._version import __version__
 from keras_sgm.hub._safe import safe_load
 from keras_sgm.hub.errors import _http_error, _import_hub, _network_errors, _validate_repo_id
 from keras_sgm.hub.gallery import Gallery
 from keras_sgm.model import SGMModel
+from keras_sgm.runs.rundir import RunDir
 
 FORMAT_VERSION = 1
 """Version of the repo layout; `load_pretrained` refuses a newer one."""
@@ -162,7 +164,6 @@ def load_model(source):
     Raises:
         ValueError: a missing file, or something that holds no `SGMModel`.
     """
-    from keras_sgm.runs.rundir import RunDir
 
     path = Path(source).expanduser()
     refusal = f"Refused to load {path}: it holds a Python lambda, which safe_mode forbids."
@@ -247,8 +248,6 @@ def _resolve(repo_id_or_dir, revision, token, cache_dir):
     _validate_repo_id(hub, repo_id, f"{text!r} is neither an existing directory nor")
     from huggingface_hub import errors
 
-    import keras_sgm
-
     try:
         snapshot = hub.snapshot_download(
             repo_id,
@@ -256,7 +255,7 @@ def _resolve(repo_id_or_dir, revision, token, cache_dir):
             token=token,
             cache_dir=cache_dir,
             library_name="keras_sgm",
-            library_version=keras_sgm.__version__,
+            library_version=__version__,
         )
     except errors.GatedRepoError as error:
         raise PermissionError(

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_sgm.data import digits
+from keras_sgm.data import catalog, digits, synthetic_faces
+from keras_sgm.data.image_folder import list_image_folder, load_image_folder
 from keras_sgm.data.names import DIGIT_DATASETS, LOCAL_DATASETS
 
 
@@ -18,11 +19,7 @@ def class_names_of(config):
         paired = DIGIT_DATASETS[config.dataset][1]
         return list(digits.PAIR_NAMES if paired else digits.DIGIT_NAMES)
     if config.dataset == "image_folder":
-        from keras_sgm.data.image_folder import list_image_folder
-
         return list(list_image_folder(Path(config.data_dir) / "train"))
-    from keras_sgm.data import catalog
-
     return catalog.class_names(config.dataset)
 
 
@@ -44,8 +41,6 @@ def load_splits(config, with_extras=False):
         )
         val = None
     elif config.dataset == "image_folder":
-        from keras_sgm.data.image_folder import load_image_folder
-
         root = Path(config.data_dir)
         size, channels, skip = config.image_size, config.channels, config.skip_unreadable
         x, y, names = load_image_folder(
@@ -142,8 +137,6 @@ def load_test_split(config):
     sub-folders; named datasets read only their prepared `test` split.
     """
     if config.dataset == "image_folder":
-        from keras_sgm.data.image_folder import load_image_folder
-
         return load_image_folder(
             Path(config.data_dir) / "test",
             config.image_size,
@@ -153,16 +146,12 @@ def load_test_split(config):
     if config.dataset in LOCAL_DATASETS:
         _, _, test, names = load_splits(config)
         return test[0], test[1], names
-    from keras_sgm.data import catalog
-
     built = _named_builder(config)
     images, labels = _named_split(config, built, "test")[:2]
     return images, labels, catalog.class_names(config.dataset)
 
 
 def _named_builder(config):
-    from keras_sgm.data import catalog
-
     stored = next((size for size in (48, 64, 96) if size >= config.image_size), 96)
     return catalog.builder(
         config.dataset,
@@ -175,8 +164,6 @@ def _named_builder(config):
 
 def _named_split(config, built, name):
     """`(images, labels, extras)` of one split, resized and channel-converted to the config's."""
-    from keras_sgm.data import catalog
-
     images, labels, columns = catalog.split_arrays(built, name)
     if built.builder_config.image_size != config.image_size:
         import tensorflow as tf
@@ -194,8 +181,6 @@ def _load_named(config):
     A `*_probability` dataset config (`TrainConfig.soft_labels`, FER+'s) adds
     the training split's vote distributions to the extras as `"soft_labels"`.
     """
-    from keras_sgm.data import catalog
-
     built = _named_builder(config)
     extras = {}
 
@@ -244,8 +229,6 @@ def other_dataset_images(config, n=200, seed=0):
     (drawn on the spot) for the digit sets, scikit-learn's digits for every other dataset."""
     if config.dataset in DIGIT_DATASETS:
         import tensorflow as tf
-
-        from keras_sgm.data import synthetic_faces
 
         faces = synthetic_faces.generate(-(-n // 8), size=48, seed=seed)["image"][:n]
         faces = faces.astype("float32") / 255.0

@@ -17,6 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from keras_sgm import deploy, hub, runs
+from keras_sgm.serving.runtime import export_path
+
 logger = logging.getLogger("keras_sgm.serving")
 
 DEFAULT_MODEL_ENV = "KERAS_SGM_DEMO_MODEL"
@@ -57,9 +60,6 @@ def ensure_default_model(directory=None, config=None, progress=None, runtime="ke
     """
     import keras
 
-    from keras_sgm import hub
-    from keras_sgm.serving.runtime import export_path
-
     directory = Path(directory) if directory is not None else default_model_dir()
     say = progress or logger.info
     trained = (directory / hub.MARKER).is_file()
@@ -78,8 +78,6 @@ def ensure_default_model(directory=None, config=None, progress=None, runtime="ke
 
 def _train(directory, config, say):
     """Train the default run and save it as a repo in `directory`, staged beside it."""
-    from keras_sgm import hub, runs
-
     if config is None:
         config = runs.TrainConfig()
     values = dict(config) if isinstance(config, dict) else dataclasses.asdict(config)
@@ -105,9 +103,6 @@ def _train(directory, config, say):
 
 def _export(directory, runtime):
     """Write the repo's `runtime` export (`keras_sgm.export`), staged beside it."""
-    from keras_sgm import deploy, hub
-    from keras_sgm.serving.runtime import export_path
-
     path = export_path(directory, runtime, must_exist=False)
     path.parent.mkdir(exist_ok=True)
     staged = path.with_name(f".{os.getpid()}{path.suffix}")  # another process may race

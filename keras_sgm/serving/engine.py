@@ -34,7 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sgm import hub, viz
+from keras_sgm.deploy import ExportedModel
+from keras_sgm.dgms import find_groups, groups_of_labels, summarize_embeddings
+from keras_sgm.evaluation import knn_vote
+from keras_sgm.model import SGMModel
+from keras_sgm.retrieval import ExactIndex
 from keras_sgm.serving import faces as faces_lib
+from keras_sgm.serving.runtime import RUNTIMES, export_path
 
 logger = logging.getLogger("keras_sgm.serving")
 
@@ -191,8 +198,6 @@ class ExpressionEngine:
 
     def _index(self, gallery):
         """An exact index over the gallery's embeddings (K lowered to its size)."""
-        from keras_sgm.retrieval import ExactIndex
-
         dim = self.model.embedding_dim
         if gallery.embeddings.shape[1] != dim:
             raise ValueError(
@@ -250,10 +255,6 @@ class ExpressionEngine:
                 written by `scripts/push_to_hub.py --export onnx` (`litert`).
             **kwargs: as for `ExpressionEngine`.
         """
-        from keras_sgm import hub
-        from keras_sgm.deploy import ExportedModel
-        from keras_sgm.serving.runtime import RUNTIMES, export_path
-
         if runtime not in RUNTIMES:
             raise ValueError(f"Unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}.")
         repo = hub.load_pretrained(repo_id_or_dir)
@@ -319,8 +320,6 @@ class ExpressionEngine:
         class); `{}` and None without a gallery."""
         if self.index is None:
             return [{} for _ in embeddings], [None] * len(embeddings)
-        from keras_sgm.evaluation import knn_vote
-
         distances, rows = self._search(embeddings, self.knn_k)
         labels = self.index.labels[rows]
         decisions = [self.name_of(c) for c in knn_vote(labels, distances)]
@@ -409,8 +408,6 @@ class ExpressionEngine:
 
     def _local_groups(self, class_name, n_groups, top_k):
         """`(rows, groups, kind)`: the class's gallery rows, and groups indexing into them."""
-        from keras_sgm.dgms import find_groups, groups_of_labels
-
         if self.gallery is None:
             raise ValueError("This model repo has no gallery (gallery.npz): no groups to show.")
         if class_name not in self.class_names:
@@ -433,8 +430,6 @@ class ExpressionEngine:
 
     def group_figure(self, class_name, n_groups=4, top_k=16):
         """`(png_path, kind, groups)`: the Top-k grid of a class's groups, medoids outlined."""
-        from keras_sgm import viz
-
         if not self.has_thumbnails:
             raise ValueError("This model repo's gallery has no thumbnails: no images to show.")
         rows, groups, kind = self._local_groups(class_name, n_groups, top_k)
@@ -453,8 +448,6 @@ class ExpressionEngine:
 
     def embedding_map(self):
         """PNG path of a t-SNE map of the gallery embeddings, one colour per class (cached)."""
-        from keras_sgm import viz
-
         if self.gallery is None:
             raise ValueError("This model repo has no gallery (gallery.npz): nothing to map.")
         with self._lock:
@@ -485,8 +478,6 @@ class ExpressionEngine:
             ValueError: no photo, more than `MAX_ALBUM_PHOTOS`, or no face in
                 any photo (the message lists why for each).
         """
-        from keras_sgm.dgms import summarize_embeddings
-
         sources = list(sources or [])
         if not sources:
             raise ValueError("Upload some photos first.")
@@ -540,17 +531,12 @@ def _reindex(group, rows):
 
 
 def _is_export(model):
-    from keras_sgm.deploy import ExportedModel
-
     return isinstance(model, ExportedModel)
 
 
 def _input_size(model):
     """`(size, channels)` of the square gray or RGB images `model` embeds, after checking it
     is an `SGMModel` (or its export) with Gaussians."""
-    from keras_sgm.deploy import ExportedModel
-    from keras_sgm.model import SGMModel
-
     if not isinstance(model, (SGMModel, ExportedModel)):
         raise ValueError(
             "model must be a keras_sgm.SGMModel (or an exported one, "

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sgm.data import synthetic_faces
+from keras_sgm.data.expressions import FERPLUS_CLASSES
 from keras_sgm.serving import faces as faces_lib
 
 
@@ -29,8 +31,6 @@ def group_photo(detector, expressions=(1, 2, 4), side=160, seed=11, attempts=40)
     Raises:
         ValueError: when no detectable face was found for an expression.
     """
-    from keras_sgm.data import synthetic_faces
-
     pad = 20
     cell = side + 2 * pad
     canvas = np.full((cell + 20, cell * len(expressions)), 128, np.uint8)
@@ -60,9 +60,6 @@ def write_examples(folder, detector=None, album_per_class=3, side=192, seed=7):
         (a folder of `8 * album_per_class` faces).
     """
     from PIL import Image
-
-    from keras_sgm.data import synthetic_faces
-    from keras_sgm.data.expressions import FERPLUS_CLASSES
 
     folder = Path(folder)
     (folder / "album").mkdir(parents=True, exist_ok=True)

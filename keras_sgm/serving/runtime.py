@@ -16,6 +16,7 @@ TensorFlow (`tests/test_app_runtime.py` checks `sys.modules`).
 from pathlib import Path
 
 from keras_sgm import deploy
+from keras_sgm.hub import EXPORTS_DIR
 
 RUNTIMES = ("keras", "onnx", "litert")
 """What the app can run a model with: the `.keras` model, or one of its exports."""
@@ -35,8 +36,6 @@ def export_path(repo_dir, runtime, must_exist=True):
     """
     if runtime not in RUNTIMES or runtime == "keras":
         raise ValueError(f"Unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}.")
-    from keras_sgm.hub import EXPORTS_DIR
-
     folder = Path(repo_dir) / EXPORTS_DIR
     path = deploy.default_path(folder, runtime)
     if must_exist and not path.is_file():

@@ -16,6 +16,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from keras_sgm.hub import errors
+from keras_sgm.hub.errors import _import_hub, _validate_repo_id
+
 PACKAGE = Path(__file__).resolve().parent.parent
 """The installed keras_sgm package (a clone's, or a wheel's in site-packages)."""
 
@@ -83,8 +86,6 @@ def write_space(directory, model=None, overwrite=False):
         ValueError: a malformed model id, or a directory in the way.
     """
     if model is not None:
-        from keras_sgm.hub.errors import _import_hub, _validate_repo_id
-
         model = str(model).removeprefix("hf://")
         _validate_repo_id(_import_hub("Checking the model id"), model, "model is not")
     out = Path(directory)
@@ -109,14 +110,12 @@ def push_space(repo_id, model=None, *, token=None, private=False, commit_message
     Returns:
         The Space's URL, a str.
     """
-    from keras_sgm.hub import errors as hub
-
-    huggingface_hub = hub._import_hub("Pushing a Space")
+    huggingface_hub = errors._import_hub("Pushing a Space")
     repo_id = str(repo_id).removeprefix("hf://")
-    hub._validate_repo_id(huggingface_hub, repo_id, "The Space id is not")
+    errors._validate_repo_id(huggingface_hub, repo_id, "The Space id is not")
     token = token or huggingface_hub.get_token()
     if not token:
-        raise ValueError(f"No Hugging Face token: {hub._LOGIN_HINT}.")
+        raise ValueError(f"No Hugging Face token: {errors._LOGIN_HINT}.")
     with tempfile.TemporaryDirectory(prefix="keras_sgm_space_") as tmp:
         folder = write_space(Path(tmp) / "space", model=model)
         api = huggingface_hub.HfApi(token=token, library_name="keras_sgm")
@@ -134,12 +133,12 @@ def push_space(repo_id, model=None, *, token=None, private=False, commit_message
                 repo_type="space",
                 commit_message=commit_message or "Upload the keras_sgm app",
             )
-        except hub._hub_errors() as error:
-            raise hub._http_error(error, f"pushing the Space {repo_id!r}", token) from None
-        except hub._network_errors() as error:
+        except errors._hub_errors() as error:
+            raise errors._http_error(error, f"pushing the Space {repo_id!r}", token) from None
+        except errors._network_errors() as error:
             raise ConnectionError(
                 f"Could not push the Space {repo_id!r}: the Hugging Face Hub was unreachable "
-                f"({hub._scrubbed(error, token)}). Write it offline with "
+                f"({errors._scrubbed(error, token)}). Write it offline with "
                 "scripts/make_space.py DIR and upload it later."
             ) from None
     return str(url)
