@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from keras_sgm.runs.cli import with_settings
-from tests.test_training import _script
+from tests.runs.test_training import _script
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from PIL import Image
 import keras_sgm
 from keras_sgm.dgms.album import load_album, summarize_album, summarize_embeddings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "summarize_album.py"
 
 

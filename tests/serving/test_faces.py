@@ -1,4 +1,4 @@
-"""keras_sgm.faces: decoding untrusted photos, Haar face detection and face crops."""
+"""keras_sgm.serving.faces: decoding untrusted photos, Haar face detection and face crops."""
 
 import io
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 import keras_sgm
 from keras_sgm.runs import TrainConfig, load_splits, read_settings_file, train
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def _script(name):
@@ -473,7 +473,7 @@ def test_image_folder_reads_gray_alpha_and_16_bit_images(tmp_path):
 
 
 def test_train_script_reads_a_named_dataset_from_its_manual_download(tmp_path):
-    from tests.test_data_jaffe import write_fake_jaffe
+    from tests.data.test_jaffe import write_fake_jaffe
 
     manual = write_fake_jaffe(tmp_path / "manual")  # fake files in JAFFE's own format
     out = tmp_path / "jaffe_run"
@@ -581,7 +581,7 @@ def test_a_dgms_typo_is_refused_even_when_dgms_is_off():
 
 @pytest.mark.parametrize("name", ["paper.yaml", "paper_dgms.yaml"])
 def test_shipped_configs_are_valid(name):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     values = read_settings_file(root / "configs" / name)
     config = TrainConfig.from_dict({**values, "dataset": "ferplus", "data_dir": "/data/ferplus"})
     assert (config.learning_rate, config.samples_per_class, config.embedding_dim) == (1e-4, 30, 64)
@@ -594,7 +594,7 @@ def test_shipped_configs_are_valid(name):
 
 def test_paper_dgms_config_runs_the_authors_schedule(tmp_path):
     """configs/paper_dgms.yaml, shortened, re-clusters each class into 2, 3, 4 by full EM."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "paper_dgms"
     flags = ["--config", str(root / "configs" / "paper_dgms.yaml"), "--dataset", "digit_pairs"]
     flags += ["--arch", "fmpnet", "--image-size", "32", "--embedding-dim", "16"]
@@ -620,7 +620,7 @@ def test_paper_dgms_config_runs_the_authors_schedule(tmp_path):
 def test_a_killed_dgms_run_resumes_from_its_last_epoch_in_its_phase(tmp_path):
     """SIGKILL a training process after its DGMS split; --resume loses no finished epoch."""
     out = tmp_path / "killed"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
     args = [sys.executable, str(script), "--output", str(out), "--verbose", "0"]
     flags = ["--dataset", "digit_pairs", "--image-size", "32", "--epochs", "5"]
     flags += ["--dgms-levels", "1", "--dgms-every", "2", "--dgms-clusters", "2"]

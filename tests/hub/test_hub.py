@@ -37,7 +37,7 @@ REPO_FILES = {
     "figures/tsne.png",
     "figures/retrieval.png",
 }
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "push_to_hub.py"
 
 
 def _metrics():
@@ -554,7 +554,7 @@ def test_unfinished_runs_and_occupied_directories_are_refused(run_dir, repo, tmp
 def test_script_dry_run_writes_a_loadable_repo(trained, run_dir, tmp_path, monkeypatch, capsys):
     x, y = _toy()
     monkeypatch.setattr(
-        "keras_sgm.runs.datasets.load_splits",
+        "keras_sgm.hub.gallery.load_splits",
         lambda config: ((x, y), None, (x[:9], y[:9]), CLASS_NAMES),
     )
     script = _script()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from keras_sgm.runs import TrainConfig, load_splits, train, training_data
-from tests.test_data_ferplus import votes, write_ferplus
-from tests.test_training import _script
+from tests.data.test_ferplus import votes, write_ferplus
+from tests.runs.test_training import _script
 
 # Constant images: row i is all 10 i + 5 (pixel (0, 1) excepted), so a batch names its rows.
 ROWS = (

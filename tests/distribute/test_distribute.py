@@ -238,7 +238,7 @@ def test_two_workers_take_the_single_device_step(tmp_path):
     np.savez(tmp_path / "data.npz", x=x, y=y, c=y, classifier=classifier_start)
     script = tmp_path / "steps.py"
     script.write_text(MULTIWORKER_STEPS)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     outputs = _run_workers(script, tmp_path / "data.npz", tmp_path / "result", root)
     assert all("steps finished" in out for out in outputs), [out[-3000:] for out in outputs]
     results = [np.load(tmp_path / f"result_{i}.npz") for i in range(2)]
@@ -304,7 +304,7 @@ def test_make_strategy_refuses_what_it_cannot_run(monkeypatch):
 def test_train_script_on_two_mirrored_cpu_replicas(tmp_path):
     """scripts/train.py --strategy mirrored --replicas 2, in a fresh process."""
     out = tmp_path / "run"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
     args = [sys.executable, str(script), "--dataset", "digits", "--image-size", "32"]
     args += ["--epochs", "2", "--samples-per-class", "4", "--verbose", "0"]
     args += ["--strategy", "mirrored", "--replicas", "2"]
@@ -354,7 +354,7 @@ def test_a_stray_tf_config_does_not_move_a_single_machine_run(tmp_path, monkeypa
 def test_train_script_on_two_workers_with_a_dgms_split(tmp_path):
     """scripts/train.py --strategy multiworker: two processes on localhost, one DGMS split."""
     out = tmp_path / "run"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
     args = ["--dataset", "digit_pairs", "--image-size", "32", "--epochs", "2"]
     args += ["--samples-per-class", "4", "--max-train-samples", "400", "--verbose", "0"]
     args += ["--strategy", "multiworker"]
@@ -419,7 +419,7 @@ def test_a_worker_killed_mid_run_and_the_cluster_resumed_loses_no_finished_epoch
     for directory in directories:
         record = json.loads((directory / "backup" / "training_metadata.json").read_text())
         assert record["epoch"] == 2, directory
-    train_script = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
+    train_script = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
     resume = (train_script, "--output", out, "--resume", "--verbose", "0")
     # Backups of different epochs (a worker killed while another wrote its own) are refused.
     worker_record = directories[1] / "backup" / "training_metadata.json"

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py and keras_sgm.benchmark: seeds, cross-domain Table 1, Table 2, figures."""
+"""scripts/benchmark.py and keras_sgm.runs.benchmark: seeds, cross-domain Table 1, Table 2, figures."""
 
 import json
 import shutil
@@ -11,7 +11,7 @@ from keras_sgm import evaluation
 from keras_sgm.data.image_folder import load_image_folder
 from keras_sgm.runs import TrainConfig, benchmark
 from keras_sgm.runs.benchmark import EvalDataset, benchmark_markdown, match_classes, plan_runs
-from tests.test_training import _script, make_image_folder
+from tests.runs.test_training import _script, make_image_folder
 
 
 def _flags(folder, out, *extra):

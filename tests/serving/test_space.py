@@ -14,7 +14,7 @@ import pytest
 
 from keras_sgm.serving import space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_SpaceTokenNeverShown0123456789"
 
 
@@ -134,7 +134,7 @@ def test_push_space_creates_a_gradio_space_and_uploads_the_folder(fake_hub):
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio"
     assert create["private"] is True and create["token"] == TOKEN
     assert upload["repo_type"] == "space" and upload["repo_id"] == "org/demo"
-    assert {"app.py", "README.md", "requirements.txt", "keras_sgm/demo.py"} <= set(upload["files"])
+    assert {"app.py", "README.md", "requirements.txt", "keras_sgm/serving/engine.py"} <= set(upload["files"])
 
 
 def test_push_space_without_a_token_stops_before_the_network(fake_hub, monkeypatch):

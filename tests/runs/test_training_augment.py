@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_sgm.runs import TrainConfig, load_splits, training_data
-from tests.test_training import _config, _script, make_image_folder
+from tests.runs.test_training import _config, _script, make_image_folder
 
 
 @pytest.fixture(scope="module")

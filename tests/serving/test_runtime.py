@@ -142,7 +142,7 @@ def _run_without_tensorflow(code, env=None):
     import sys
     from pathlib import Path
 
-    launcher = str(Path(__file__).resolve().parents[1] / "apps" / "app.py")
+    launcher = str(Path(__file__).resolve().parents[2] / "apps" / "app.py")
     prelude = (
         "import json, runpy, sys\n"
         "sys.argv = ['app.py', '--runtime', 'onnx', '--help']\n"
