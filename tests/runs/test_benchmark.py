@@ -1,4 +1,4 @@
-"""scripts/benchmark.py and keras_sgm.runs.benchmark: seeds, cross-domain Table 1, Table 2, figures."""
+"""scripts/benchmark.py, keras_sgm.runs.benchmark: seeds, cross-domain Table 1, Table 2, figures."""
 
 import json
 import shutil

@@ -134,7 +134,8 @@ def test_push_space_creates_a_gradio_space_and_uploads_the_folder(fake_hub):
     assert create["repo_type"] == "space" and create["space_sdk"] == "gradio"
     assert create["private"] is True and create["token"] == TOKEN
     assert upload["repo_type"] == "space" and upload["repo_id"] == "org/demo"
-    assert {"app.py", "README.md", "requirements.txt", "keras_sgm/serving/engine.py"} <= set(upload["files"])
+    expected = {"app.py", "README.md", "requirements.txt", "keras_sgm/serving/engine.py"}
+    assert expected <= set(upload["files"])
 
 
 def test_push_space_without_a_token_stops_before_the_network(fake_hub, monkeypatch):
