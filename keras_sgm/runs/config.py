@@ -154,6 +154,10 @@ class TrainConfig:
         augment: bool, default False; augment every method's training batches
             (`keras_sgm.data.augmenter`).
         max_train_samples: optional int; train on a random subset this large.
+        train_per_class: optional int >= 2; train on at most this many images of each
+            class, drawn by the run's seed (`keras_sgm.data.harder`).
+        label_noise: float in [0, 1), default 0; the share of training labels moved to
+            another class, drawn by the run's seed (validation and test stay clean).
         skip_unreadable: bool, default False; skip an image folder's unreadable files.
         val_fraction: float in [0, 0.5], default 0; the share of each class held out
             for validation (which calibrates the posteriors) when the dataset has none.
@@ -200,6 +204,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     augment: bool = False
     max_train_samples: int | None = None
+    train_per_class: int | None = None
+    label_noise: float = 0.0
     skip_unreadable: bool = False
     val_fraction: float = 0.0
     holdout_classes: str | None = None
@@ -339,6 +345,21 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1; received {getattr(self, name)}.")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise ValueError(f"max_train_samples must be >= 2; received {self.max_train_samples}.")
+        if self.train_per_class is not None and self.train_per_class < 2:
+            raise ValueError(
+                "train_per_class must be >= 2 (metric learning needs two images of a class); "
+                f"received {self.train_per_class}."
+            )
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ValueError(
+                "label_noise is the share of training labels moved to another class, in [0, 1); "
+                f"received {self.label_noise}."
+            )
+        if self.soft_labels and self.label_noise:
+            raise ValueError(
+                f"dataset_config {self.dataset_config!r} trains on vote distributions: "
+                "label_noise needs the majority config."
+            )
         if self.soft_labels and self.holdout_classes:
             raise ValueError(
                 f"dataset_config {self.dataset_config!r} trains on vote distributions, which "

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_sgm.data import catalog, digits, synthetic_faces
+from keras_sgm.data import catalog, digits, harder, synthetic_faces
 from keras_sgm.data.image_folder import list_image_folder, load_image_folder
 from keras_sgm.data.names import DIGIT_DATASETS, LOCAL_DATASETS
 
@@ -60,11 +60,21 @@ def load_splits(config, with_extras=False):
         keep = np.sort(keep[: config.max_train_samples])
         train = (train[0][keep], train[1][keep])
         extras = {key: value[keep] for key, value in extras.items()}
+    if config.train_per_class is not None:
+        keep = harder.take_per_class(train[1], config.train_per_class, seed=config.seed)
+        train = (train[0][keep], train[1][keep])
+        extras = {key: value[keep] for key, value in extras.items()}
     if val is None and config.val_fraction:
         train, val, extras = carve_validation(train, extras, config.val_fraction)
     held = holdout_ids(config, names)
     if held:
         train, val, test, extras = _hold_out(held, train, val, test, extras)
+    if config.label_noise:
+        noisy, flipped = harder.flip_labels(
+            train[1], config.label_noise, len(names), seed=config.seed
+        )
+        train = (train[0], noisy)
+        extras["label_flipped"] = flipped
     _check_counts(train[1], names)
     if with_extras:
         return train, val, test, names, extras
@@ -214,11 +224,14 @@ def _check_counts(labels, names):
         raise ValueError("The training split holds fewer than two classes.")
 
 
-def describe_splits(train, val, test, names):
-    """`"3 classes; train 24 images (bars 8, ...); test 12"`: what a run found, printed first."""
+def describe_splits(train, val, test, names, flipped=None):
+    """`"3 classes; train 24 images (bars 8, ...); test 12"`: what a run found, printed first;
+    with `flipped` (the rows whose label noise moved), how many training labels are wrong."""
     counts = np.bincount(train[1], minlength=len(names))
     per_class = ", ".join(f"{name} {int(n)}" for name, n in zip(names, counts, strict=True))
     text = f"{len(names)} classes; train {len(train[1])} images ({per_class})"
+    if flipped is not None:
+        text += f", {int(np.sum(flipped))} of them labelled as another class (label_noise)"
     if val is not None:
         text += f"; val {len(val[1])}"
     return text + f"; test {len(test[1])}"

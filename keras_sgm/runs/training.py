@@ -227,7 +227,7 @@ def _ready(config, run, chief):
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config, with_extras=True)
     if config.verbose and chief:
-        print(describe_splits(*splits[:4]))
+        print(describe_splits(*splits[:4], flipped=splits[4].get("label_flipped")))
     run.write_config(config)
     return config, splits
 
