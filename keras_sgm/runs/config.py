@@ -20,6 +20,7 @@ from keras_sgm.backbones import available as available_archs
 from keras_sgm.data.names import DATASETS, LOCAL_DATASETS
 from keras_sgm.dgms.callback import check_settings
 from keras_sgm.distribute.strategy import check_strategy
+from keras_sgm.runs.recipe import LR_SCHEDULES
 
 METHODS = {
     "sgm": "SGMLoss",
@@ -151,6 +152,9 @@ class TrainConfig:
         image_size: int, default 48; the side of the square input images.
         channels: int, default 1 (gray), or 3 (RGB).
         learning_rate: float, default 1e-4; Adam's.
+        weight_decay: float >= 0, default 0; AdamW's decoupled weight decay (0: Adam).
+        lr_schedule: str, default `"constant"`; or `"cosine"` (`keras_sgm.runs.recipe`).
+        warmup_epochs: int >= 0, default 0; epochs of linear warm-up of the learning rate.
         augment: bool, default False; augment every method's training batches
             (`keras_sgm.data.augmenter`).
         max_train_samples: optional int; train on a random subset this large.
@@ -202,6 +206,9 @@ class TrainConfig:
     image_size: int = 48
     channels: int = 1
     learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
     augment: bool = False
     max_train_samples: int | None = None
     train_per_class: int | None = None
@@ -374,6 +381,17 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 < value < np.inf:
                 raise ValueError(f"{name} must be a positive number; received {value}.")
+        if not 0 <= self.weight_decay < np.inf:
+            raise ValueError(f"weight_decay must be a number >= 0; received {self.weight_decay}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"Unknown lr_schedule {self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}."
+            )
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warmup_epochs must be >= 0 and below epochs ({self.epochs}); "
+                f"received {self.warmup_epochs}."
+            )
         if not 0 <= self.margin < np.inf:
             raise ValueError(f"margin must be a number >= 0; received {self.margin}.")
         if self.embedding_radius is not None and not 0 <= self.embedding_radius < np.inf:

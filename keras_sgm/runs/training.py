@@ -32,6 +32,7 @@ from keras_sgm.evaluation.open_set import unknown_inputs
 from keras_sgm.evaluation.report import classifier_metrics, evaluate_model
 from keras_sgm.losses import SGMLoss, TripletLoss
 from keras_sgm.model import SGMModel, SoftmaxClassifier
+from keras_sgm.runs import recipe
 from keras_sgm.runs.config import TrainConfig
 from keras_sgm.runs.datasets import describe_splits, load_splits, other_dataset_images
 from keras_sgm.runs.dgms import dgms_outputs, run_splitter
@@ -66,7 +67,7 @@ def build_models(config, input_shape, class_names):
         class_names=class_names,
         cross_replica=config.distributed,
     )
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer = recipe.optimizer(config)
     if config.method == "ce":
         logits = keras.layers.Dense(len(class_names), name="classifier", dtype="float32")(
             encoder.output
@@ -296,6 +297,8 @@ def _callbacks(config, run, splitter, timer, extra):
     return [
         # The splitter saves its state before the backup of the same epoch is written.
         *([splitter] if splitter else []),
+        # The epoch's rate is set first, and logged by the CSVLogger after it.
+        *recipe.schedule_callbacks(config),
         # Kept until metrics.json is written: a run stopped while it evaluates is
         # recognised as trained and only evaluated again.
         keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=False),
