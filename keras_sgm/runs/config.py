@@ -20,7 +20,6 @@ from keras_sgm.backbones import available as available_archs
 from keras_sgm.data.names import DATASETS, LOCAL_DATASETS
 from keras_sgm.dgms.callback import check_settings
 from keras_sgm.distribute.strategy import check_strategy
-from keras_sgm.runs.recipe import LR_SCHEDULES
 
 METHODS = {
     "sgm": "SGMLoss",
@@ -46,6 +45,9 @@ DEFAULT_EMBEDDING_RADIUS = {"sgm": 2.0, "triplet": 0.0, "ce": 0.0}
 """Each method's embedding when `embedding_radius` is None: SGMLoss on a sphere of
 radius 2 (its fixed sigma needs a fixed scale: see docs/sgm_on_real_images.md),
 triplet loss and the softmax CNN unnormalised (0)."""
+
+LR_SCHEDULES = ("constant", "cosine")
+"""The learning-rate schedules a run can use (`keras_sgm.runs.recipe`)."""
 
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a run may train under (None: float32)."""

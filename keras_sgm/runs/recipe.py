@@ -20,8 +20,7 @@ import math
 
 import keras
 
-LR_SCHEDULES = ("constant", "cosine")
-"""The learning-rate schedules a run can use (`TrainConfig.lr_schedule`)."""
+from keras_sgm.runs.config import LR_SCHEDULES
 
 
 def epoch_learning_rate(base, epoch, epochs, schedule="constant", warmup_epochs=0):
